@@ -1,0 +1,122 @@
+import {
+  type BlobStore,
+  type ByteRange,
+  DEFAULT_CONTENT_TYPE,
+  type FileInfo,
+  type FileRead,
+  type Key,
+  type PutInput,
+  StoreError,
+  type StoreStatus,
+  type SyncReport,
+} from '../../storage/index.ts';
+import { readBody } from '../read-body.ts';
+
+interface MemoryFile {
+  info: FileInfo;
+  bytes: Uint8Array;
+}
+
+/**
+ * The port held in a Map: for tests, and for fetch-compatible hosts without a filesystem.
+ * Nothing survives the process; "durable" here means "in this Map".
+ */
+export class MemoryStore implements BlobStore {
+  readonly #files = new Map<Key, MemoryFile>();
+  #nextKey = 1;
+  #deleted = 0;
+  #closed = false;
+
+  async put(input: PutInput): Promise<FileInfo> {
+    this.#assertOpen();
+    const bytes = await readBody(input);
+    this.#assertOpen();
+    return this.#store(bytes, input.contentType);
+  }
+
+  async get(key: Key, range?: ByteRange): Promise<FileRead> {
+    const file = this.#live(key);
+    const bytes = range ? file.bytes.subarray(range.start, range.end + 1) : file.bytes;
+    return { info: file.info, body: bytes.slice() };
+  }
+
+  async head(key: Key): Promise<FileInfo> {
+    return this.#live(key).info;
+  }
+
+  async replace(key: Key, input: PutInput): Promise<FileInfo> {
+    this.#live(key);
+    const bytes = await readBody(input);
+    // The body took time to arrive: the key may have gone meanwhile.
+    this.#live(key);
+    const info = this.#store(bytes, input.contentType);
+    this.#retire(key);
+    return info;
+  }
+
+  async delete(key: Key): Promise<void> {
+    this.#live(key);
+    this.#retire(key);
+  }
+
+  async sync(): Promise<SyncReport> {
+    this.#assertOpen();
+    return { volumes: 0, durationMs: 0 };
+  }
+
+  async status(): Promise<StoreStatus> {
+    this.#assertOpen();
+    let liveBytes = 0;
+    for (const file of this.#files.values()) liveBytes += file.bytes.byteLength;
+    return {
+      volumes: [],
+      liveNeedles: this.#files.size,
+      deletedNeedles: this.#deleted,
+      bytes: liveBytes,
+      liveBytes,
+      garbageBytes: 0,
+      garbageRatio: 0,
+      nextKey: this.#nextKey,
+    };
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+  }
+
+  #store(bytes: Uint8Array, contentType: string | undefined): FileInfo {
+    const key = this.#nextKey++;
+    const cookie = (Math.random() * 2 ** 32) >>> 0;
+    const info: FileInfo = {
+      key,
+      size: bytes.byteLength,
+      volume: 1,
+      offset: 0,
+      cookie,
+      contentType: contentType ?? DEFAULT_CONTENT_TYPE,
+      etag: `"${key}-${cookie.toString(16).padStart(8, '0')}"`,
+    };
+    this.#files.set(key, { info, bytes });
+    return info;
+  }
+
+  #retire(key: Key): void {
+    this.#files.delete(key);
+    this.#deleted++;
+  }
+
+  #live(key: Key): MemoryFile {
+    this.#assertOpen();
+    const file = this.#files.get(key);
+    if (!file) throw new StoreError('not_found', `no file with key ${key}`);
+    return file;
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new StoreError('closed', 'the store is closed');
+  }
+}
+
+export function createMemoryStore(): MemoryStore {
+  return new MemoryStore();
+}

@@ -1,0 +1,3 @@
+export * from './errors.ts';
+export type * from './store.ts';
+export * from './types.ts';

@@ -1,0 +1,85 @@
+/** Keys are decimal integers from 1 to 2^53-1, handed out by the store, increasing, never reused. */
+export type Key = number;
+
+export const MAX_KEY = Number.MAX_SAFE_INTEGER;
+
+export const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
+
+/** What the store knows about one live file. Content under a key never changes. */
+export interface FileInfo {
+  key: Key;
+  /** Length of the file in bytes. */
+  size: number;
+  /** Which volume holds the file (always 1 for adapters without volumes). */
+  volume: number;
+  /** Where the file's needle starts in its volume file (0 for adapters without volumes). */
+  offset: number;
+  /** Random 32-bit number stored with the file; part of the ETag. */
+  cookie: number;
+  contentType: string;
+  /** Strong entity tag, quoted as HTTP wants it. */
+  etag: string;
+}
+
+/** Body of an upload: a stream (as `Request.body` gives it) or bytes already in memory. */
+export type BodySource = ReadableStream<Uint8Array> | Uint8Array | null;
+
+export interface PutInput {
+  body: BodySource;
+  /** Stored and returned on read; defaults to application/octet-stream. */
+  contentType?: string;
+  /**
+   * Length the client declared (Content-Length), when it did. A body that ends early or runs
+   * longer is refused with `bad_request` and nothing is stored.
+   */
+  length?: number;
+  /** Largest body accepted; enforced while the bytes arrive (`too_large`, nothing stored). */
+  limit?: number;
+}
+
+/** Inclusive byte range of a file, already checked against its size. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+export interface FileRead {
+  info: FileInfo;
+  /**
+   * The bytes (of the range, when one was asked). Small files come as one verified buffer. Large
+   * ones stream; their checksum is checked as they stream and a mismatch errors the stream.
+   */
+  body: Uint8Array | ReadableStream<Uint8Array>;
+}
+
+export interface SyncReport {
+  /** Volumes whose data and index were flushed to disk. */
+  volumes: number;
+  durationMs: number;
+}
+
+export interface VolumeStatus {
+  id: number;
+  /** Bytes in the volume file. */
+  bytes: number;
+  liveNeedles: number;
+  /** Needles that were deleted or replaced (their bytes are garbage until compaction). */
+  deletedNeedles: number;
+  liveBytes: number;
+  garbageBytes: number;
+  /** garbageBytes / bytes, 0 for an empty volume. */
+  garbageRatio: number;
+  readOnly: boolean;
+}
+
+export interface StoreStatus {
+  volumes: VolumeStatus[];
+  liveNeedles: number;
+  deletedNeedles: number;
+  bytes: number;
+  liveBytes: number;
+  garbageBytes: number;
+  garbageRatio: number;
+  /** The key the next stored file will get. */
+  nextKey: Key;
+}
