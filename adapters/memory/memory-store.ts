@@ -10,6 +10,7 @@ import {
   type StoreStatus,
   type SyncReport,
 } from '../../storage/index.ts';
+import { fileInfo, randomCookie } from '../file-info.ts';
 import { readBody } from '../read-body.ts';
 
 interface MemoryFile {
@@ -37,11 +38,11 @@ export class MemoryStore implements BlobStore {
   async get(key: Key, range?: ByteRange): Promise<FileRead> {
     const file = this.#live(key);
     const bytes = range ? file.bytes.subarray(range.start, range.end + 1) : file.bytes;
-    return { info: file.info, body: bytes.slice() };
+    return { info: { ...file.info }, body: bytes.slice() };
   }
 
   async head(key: Key): Promise<FileInfo> {
-    return this.#live(key).info;
+    return { ...this.#live(key).info };
   }
 
   async replace(key: Key, input: PutInput): Promise<FileInfo> {
@@ -86,18 +87,18 @@ export class MemoryStore implements BlobStore {
 
   #store(bytes: Uint8Array, contentType: string | undefined): FileInfo {
     const key = this.#nextKey++;
-    const cookie = (Math.random() * 2 ** 32) >>> 0;
-    const info: FileInfo = {
+    const info = fileInfo({
       key,
       size: bytes.byteLength,
       volume: 1,
       offset: 0,
-      cookie,
+      cookie: randomCookie(),
       contentType: contentType ?? DEFAULT_CONTENT_TYPE,
-      etag: `"${key}-${cookie.toString(16).padStart(8, '0')}"`,
-    };
-    this.#files.set(key, { info, bytes });
-    return info;
+    });
+    // Own copies: the caller may reuse its buffer (or a stream's chunk) and change what it got back;
+    // content under a key never changes.
+    this.#files.set(key, { info, bytes: bytes.slice() });
+    return { ...info };
   }
 
   #retire(key: Key): void {

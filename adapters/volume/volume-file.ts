@@ -1,0 +1,136 @@
+import { randomBytes } from 'node:crypto';
+import { type FileHandle, open } from 'node:fs/promises';
+import { crc32 } from 'node:zlib';
+import { StoreError } from '../../storage/index.ts';
+import { syncDirectory } from './fs-util.ts';
+
+/**
+ * A volume file: a superblock, then needles appended one after another. This module only moves
+ * bytes; what the bytes mean is the needle codec's business.
+ *
+ * Superblock (32 bytes): magic "HAYSTACK", format version (u32), volume id (u32), a random 8-byte
+ * nonce that ties the volume's index file to it, crc32 of the first 24 bytes, 4 zero bytes.
+ */
+export const SUPERBLOCK_SIZE = 32;
+const MAGIC = Buffer.from('HAYSTACK', 'latin1');
+const FORMAT_VERSION = 1;
+
+export class VolumeFile {
+  readonly id: number;
+  readonly path: string;
+  /** Identifies this volume's life; an index file made for another volume is not trusted. */
+  readonly nonce: Buffer;
+  readonly #handle: FileHandle;
+  /** Bytes in the file as this process last left it (reads never look past it). */
+  size: number;
+
+  private constructor(id: number, path: string, nonce: Buffer, handle: FileHandle, size: number) {
+    this.id = id;
+    this.path = path;
+    this.nonce = nonce;
+    this.#handle = handle;
+    this.size = size;
+  }
+
+  /** Creates a new, empty volume: superblock written and synced, directory entry synced. */
+  static async create(path: string, id: number): Promise<VolumeFile> {
+    const handle = await open(path, 'wx+');
+    try {
+      const nonce = randomBytes(8);
+      const superblock = Buffer.alloc(SUPERBLOCK_SIZE);
+      MAGIC.copy(superblock, 0);
+      superblock.writeUInt32LE(FORMAT_VERSION, 8);
+      superblock.writeUInt32LE(id, 12);
+      nonce.copy(superblock, 16);
+      superblock.writeUInt32LE(crc32(superblock.subarray(0, 24)), 24);
+      await handle.write(superblock, 0, SUPERBLOCK_SIZE, 0);
+      await handle.datasync();
+      await syncDirectory(path);
+      return new VolumeFile(id, path, nonce, handle, SUPERBLOCK_SIZE);
+    } catch (err) {
+      await handle.close();
+      throw err;
+    }
+  }
+
+  /** Opens an existing volume and checks its superblock. */
+  static async open(path: string, id: number, mode: 'r' | 'r+' = 'r+'): Promise<VolumeFile> {
+    const handle = await open(path, mode);
+    try {
+      const { size } = await handle.stat();
+      const superblock = Buffer.alloc(SUPERBLOCK_SIZE);
+      const { bytesRead } = await handle.read(superblock, 0, SUPERBLOCK_SIZE, 0);
+      const problem = checkSuperblock(superblock, bytesRead, id);
+      if (problem) throw new StoreError('corrupt', `volume ${path}: ${problem}`);
+      return new VolumeFile(id, path, Buffer.from(superblock.subarray(16, 24)), handle, size);
+    } catch (err) {
+      await handle.close();
+      throw err;
+    }
+  }
+
+  async read(position: number, length: number): Promise<Buffer> {
+    const buffer = Buffer.allocUnsafe(length);
+    const { bytesRead } = await this.#handle.read(buffer, 0, length, position);
+    return bytesRead === length ? buffer : buffer.subarray(0, bytesRead);
+  }
+
+  /** Reads into a caller's buffer (scans reuse one); returns the bytes read. */
+  async readInto(target: Buffer, position: number, length = target.byteLength): Promise<number> {
+    const { bytesRead } = await this.#handle.read(target, 0, length, position);
+    return bytesRead;
+  }
+
+  /** Writes all of `buffers` at `position` (positioned, so concurrent appends may overlap). */
+  async write(buffers: readonly Buffer[], position: number): Promise<void> {
+    let at = position;
+    let pending = buffers.filter((b) => b.byteLength > 0);
+    while (pending.length > 0) {
+      const { bytesWritten } = await this.#handle.writev(pending, at);
+      at += bytesWritten;
+      pending = skipBytes(pending, bytesWritten);
+    }
+    if (at > this.size) this.size = at;
+  }
+
+  async datasync(): Promise<void> {
+    await this.#handle.datasync();
+  }
+
+  /** Cuts the file (a torn tail found at start-up) and makes the cut durable. */
+  async truncate(length: number): Promise<void> {
+    await this.#handle.truncate(length);
+    await this.#handle.datasync();
+    this.size = length;
+  }
+
+  async close(): Promise<void> {
+    await this.#handle.close();
+  }
+}
+
+function checkSuperblock(block: Buffer, bytesRead: number, id: number): string | undefined {
+  if (bytesRead < SUPERBLOCK_SIZE) return `shorter than its ${SUPERBLOCK_SIZE}-byte superblock`;
+  if (!block.subarray(0, 8).equals(MAGIC)) return 'not a volume file (bad magic)';
+  if (block.readUInt32LE(24) !== crc32(block.subarray(0, 24))) return 'damaged superblock';
+  const version = block.readUInt32LE(8);
+  if (version !== FORMAT_VERSION) return `unknown format version ${version}`;
+  const storedId = block.readUInt32LE(12);
+  if (storedId !== id) return `superblock says volume ${storedId}, file name says ${id}`;
+  return undefined;
+}
+
+/** What is left of `buffers` after the first `count` bytes were written. */
+function skipBytes(buffers: Buffer[], count: number): Buffer[] {
+  let left = count;
+  let index = 0;
+  while (index < buffers.length) {
+    const buffer = buffers[index] as Buffer;
+    if (left < buffer.byteLength) break;
+    left -= buffer.byteLength;
+    index++;
+  }
+  const rest = buffers.slice(index);
+  if (left > 0 && rest[0]) rest[0] = rest[0].subarray(left);
+  return rest;
+}

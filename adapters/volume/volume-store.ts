@@ -1,0 +1,573 @@
+import { crc32 } from 'node:zlib';
+import {
+  type BlobStore,
+  type ByteRange,
+  DEFAULT_CONTENT_TYPE,
+  type FileInfo,
+  type FileRead,
+  type Key,
+  type PutInput,
+  StoreError,
+  type StoreStatus,
+  type SyncReport,
+} from '../../storage/index.ts';
+import { fileInfo, randomCookie } from '../file-info.ts';
+import { readBody, tooLarge } from '../read-body.ts';
+import { listVolumes, volumePath } from './data-dir.ts';
+import type { IndexEntry } from './index-file.ts';
+import { LiveSet, loadVolume } from './load.ts';
+import { type DirectoryLock, lockDirectory } from './lock.ts';
+import {
+  decodeNeedle,
+  encodeNeedle,
+  FOOTER_SIZE,
+  footer,
+  HEADER_SIZE,
+  MAX_CONTENT_TYPE_BYTES,
+  type NeedleHeader,
+  NeedleKind,
+  needleLength,
+  readHeader,
+  TOMBSTONE_LENGTH,
+  tombstone,
+  writeHeader,
+} from './needle.ts';
+import { MapNeedleMap, type NeedleLocation } from './needle-map.ts';
+import type { Slot, Volume } from './volume.ts';
+import { SUPERBLOCK_SIZE, VolumeFile } from './volume-file.ts';
+
+/**
+ * `always` (default): a write is answered only once it is on disk (fdatasync; concurrent writes
+ * share one). `never`: the OS decides when to write back; a crash of the machine (not of the
+ * process) can lose acknowledged writes. `sync()` and `close()` flush in both modes.
+ */
+export type FsyncMode = 'always' | 'never';
+
+export interface VolumeStoreOptions {
+  dir: string;
+  fsync?: FsyncMode;
+  /** Where start-up findings go (damage stepped over, torn tails cut). */
+  log?: (line: string) => void;
+}
+
+/** Bodies up to this size are gathered in memory and written with one call. */
+const SMALL_BODY = 1024 * 1024;
+/** Needles up to this size are read whole (one read) and verified before any byte is answered. */
+const WHOLE_READ = 4 * 1024 * 1024;
+/** Large uploads are written in pieces of about this size. */
+const WRITE_CHUNK = 1024 * 1024;
+
+/** The file-backed volume adapter of the storage port. */
+export class VolumeStore implements BlobStore {
+  readonly #fsync: FsyncMode;
+  readonly #lock: DirectoryLock;
+  readonly #live: LiveSet;
+  readonly #volumes: Map<number, Volume>;
+  readonly #writable: Volume;
+  #nextKey: number;
+  #closing: Promise<void> | undefined;
+  /** Set when a flush failed: what is on disk is unknown, so no more writes until restart. */
+  #broken: StoreError | undefined;
+  readonly #inFlight = new Set<Promise<unknown>>();
+  /** Writes that retire a key (delete, replace) run one at a time per key. */
+  readonly #keyQueues = new Map<Key, Promise<unknown>>();
+
+  private constructor(
+    fsync: FsyncMode,
+    lock: DirectoryLock,
+    live: LiveSet,
+    volumes: Map<number, Volume>,
+    writable: Volume,
+  ) {
+    this.#fsync = fsync;
+    this.#lock = lock;
+    this.#live = live;
+    this.#volumes = volumes;
+    this.#writable = writable;
+    this.#nextKey = live.maxKey + 1;
+  }
+
+  static async open(options: VolumeStoreOptions): Promise<VolumeStore> {
+    const { dir, fsync = 'always', log = () => {} } = options;
+    const ids = await listVolumes(dir);
+    const lock = await lockDirectory(dir);
+    const live = new LiveSet(new MapNeedleMap());
+    const volumes = new Map<number, Volume>();
+    try {
+      for (const id of ids) {
+        const file = await VolumeFile.open(volumePath(dir, id), id);
+        const { volume, report } = await loadVolume(dir, file, live);
+        volumes.set(id, volume);
+        if (report.indexRebuilt) log(`volume ${id}: no usable index, rebuilt it by scanning`);
+        for (const { offset, length, problem } of report.damaged) {
+          log(`volume ${id}: ${length} damaged bytes at offset ${offset} (${problem}), skipped`);
+        }
+        if (report.tornBytes > 0) {
+          log(`volume ${id}: cut a torn tail of ${report.tornBytes} bytes (an unfinished write)`);
+        }
+      }
+      if (volumes.size === 0) {
+        const file = await VolumeFile.create(volumePath(dir, 1), 1);
+        volumes.set(1, (await loadVolume(dir, file, live)).volume);
+      }
+    } catch (err) {
+      await Promise.all([...volumes.values()].map((v) => closeVolume(v).catch(() => {})));
+      await lock.release();
+      throw err;
+    }
+    const writable = volumes.get(Math.max(...volumes.keys())) as Volume;
+    return new VolumeStore(fsync, lock, live, volumes, writable);
+  }
+
+  put(input: PutInput): Promise<FileInfo> {
+    return this.#track(() => this.#write(input, undefined));
+  }
+
+  replace(key: Key, input: PutInput): Promise<FileInfo> {
+    return this.#track(() =>
+      this.#exclusive(key, () => {
+        this.#locate(key);
+        return this.#write(input, key);
+      }),
+    );
+  }
+
+  delete(key: Key): Promise<void> {
+    return this.#track(() =>
+      this.#exclusive(key, async () => {
+        this.#locate(key);
+        this.#assertWritable();
+        await this.#append([tombstone(key)], (offset) => [{ key, offset, length: 0 }]);
+      }),
+    );
+  }
+
+  get(key: Key, range?: ByteRange): Promise<FileRead> {
+    return this.#track(async () => {
+      const location = this.#locate(key);
+      const volume = this.#volume(location);
+      if (location.length <= WHOLE_READ) {
+        const bytes = await volume.file.read(location.offset, location.length);
+        const needle = decodeNeedle(bytes);
+        if (typeof needle === 'string') throw corrupt(key, location, needle);
+        const header = this.#checkHeader(key, location, needle);
+        const data = range ? needle.data.subarray(range.start, range.end + 1) : needle.data;
+        return { info: this.#info(header, needle.contentType, location), body: data };
+      }
+      const { header, contentType, head } = await this.#readHead(key, location);
+      const info = this.#info(header, contentType, location);
+      return { info, body: streamData(volume, location, head, header.dataSize, range) };
+    });
+  }
+
+  head(key: Key): Promise<FileInfo> {
+    return this.#track(async () => {
+      const location = this.#locate(key);
+      const { header, contentType } = await this.#readHead(key, location);
+      return this.#info(header, contentType, location);
+    });
+  }
+
+  sync(): Promise<SyncReport> {
+    return this.#track(() => this.#syncAll());
+  }
+
+  status(): Promise<StoreStatus> {
+    return this.#track(async () => {
+      const volumes = [...this.#volumes.values()].map((volume) => {
+        const { liveNeedles, liveBytes, deletedNeedles } = volume.counts;
+        const bytes = volume.tail;
+        const garbageBytes = Math.max(0, bytes - SUPERBLOCK_SIZE - liveBytes);
+        return {
+          id: volume.id,
+          bytes,
+          liveNeedles,
+          deletedNeedles,
+          liveBytes,
+          garbageBytes,
+          garbageRatio: ratio(garbageBytes, bytes),
+          readOnly: volume !== this.#writable,
+        };
+      });
+      const sum = (pick: (v: (typeof volumes)[number]) => number) =>
+        volumes.reduce((total, v) => total + pick(v), 0);
+      const bytes = sum((v) => v.bytes);
+      const garbageBytes = sum((v) => v.garbageBytes);
+      return {
+        volumes,
+        liveNeedles: sum((v) => v.liveNeedles),
+        deletedNeedles: sum((v) => v.deletedNeedles),
+        bytes,
+        liveBytes: sum((v) => v.liveBytes),
+        garbageBytes,
+        garbageRatio: ratio(garbageBytes, bytes),
+        nextKey: this.#nextKey,
+      };
+    });
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await Promise.allSettled(this.#inFlight);
+      try {
+        if (!this.#broken) await this.#syncAll();
+      } finally {
+        await Promise.allSettled([...this.#volumes.values()].map(closeVolume));
+        await this.#lock.release();
+      }
+    })();
+    return this.#closing;
+  }
+
+  /** Stores a new file; with `retire`, also retires that key in the same append (replace). */
+  async #write(input: PutInput, retire: Key | undefined): Promise<FileInfo> {
+    this.#assertWritable();
+    const contentType = input.contentType ?? DEFAULT_CONTENT_TYPE;
+    const contentTypeLength = Buffer.byteLength(contentType, 'latin1');
+    if (contentTypeLength > MAX_CONTENT_TYPE_BYTES) {
+      throw new StoreError(
+        'bad_request',
+        `the content type is over ${MAX_CONTENT_TYPE_BYTES} bytes`,
+      );
+    }
+    const { body, length } = input;
+    if (
+      length !== undefined &&
+      length > SMALL_BODY &&
+      body !== null &&
+      !(body instanceof Uint8Array)
+    ) {
+      if (length > (input.limit ?? Number.POSITIVE_INFINITY)) throw tooLarge(input.limit ?? 0);
+      return this.#streamFile(body, length, contentType, retire);
+    }
+    const data = await readBody(input);
+    if (this.#broken) throw this.#broken;
+    const key = this.#nextKey++;
+    const cookie = randomCookie();
+    const needle = encodeNeedle({ kind: NeedleKind.file, key, cookie, contentType, data });
+    const buffers = retire === undefined ? [needle] : [needle, tombstone(retire)];
+    const offset = await this.#append(buffers, (at) =>
+      entriesFor(key, at, needle.byteLength, retire),
+    );
+    return fileInfo({
+      key,
+      size: data.byteLength,
+      volume: this.#writable.id,
+      offset,
+      cookie,
+      contentType,
+    });
+  }
+
+  /**
+   * A large upload of known length goes straight to its reserved place in the volume as it
+   * arrives, checksummed on the way; writes of other clients carry on around it.
+   */
+  async #streamFile(
+    body: ReadableStream<Uint8Array>,
+    size: number,
+    contentType: string,
+    retire: Key | undefined,
+  ): Promise<FileInfo> {
+    const volume = this.#writable;
+    const key = this.#nextKey++;
+    const cookie = randomCookie();
+    const contentTypeLength = Buffer.byteLength(contentType, 'latin1');
+    const length = needleLength(contentTypeLength, size);
+    const slot = volume.reserve(length + (retire === undefined ? 0 : TOMBSTONE_LENGTH));
+    try {
+      const head = Buffer.alloc(HEADER_SIZE + contentTypeLength);
+      writeHeader(head, 0, {
+        kind: NeedleKind.file,
+        key,
+        cookie,
+        contentTypeLength,
+        dataSize: size,
+      });
+      head.write(contentType, HEADER_SIZE, 'latin1');
+      let checksum = crc32(head);
+      let pending: Buffer[] = [head];
+      let pendingBytes = head.byteLength;
+      let position = slot.offset;
+      let received = 0;
+      for await (const chunk of readChunks(body)) {
+        received += chunk.byteLength;
+        if (received > size) throw lengthMismatch(size, received);
+        checksum = crc32(chunk, checksum);
+        pending.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+        pendingBytes += chunk.byteLength;
+        if (pendingBytes >= WRITE_CHUNK) {
+          await this.#writeTo(volume, pending, position);
+          position += pendingBytes;
+          pending = [];
+          pendingBytes = 0;
+        }
+      }
+      if (received !== size) throw lengthMismatch(size, received);
+      pending.push(footer(checksum, contentTypeLength, size));
+      if (retire !== undefined) pending.push(tombstone(retire));
+      if (this.#broken) throw this.#broken;
+      await this.#writeTo(volume, pending, position);
+      await this.#durable(volume);
+    } catch (err) {
+      await volume.abandon(slot);
+      throw err;
+    }
+    this.#publish(volume, slot, entriesFor(key, slot.offset, length, retire));
+    return fileInfo({ key, size, volume: volume.id, offset: slot.offset, cookie, contentType });
+  }
+
+  /** Appends whole needles, waits until they are durable, then makes them visible. */
+  async #append(buffers: Buffer[], entries: (offset: number) => IndexEntry[]): Promise<number> {
+    const volume = this.#writable;
+    const slot = volume.reserve(buffers.reduce((total, b) => total + b.byteLength, 0));
+    try {
+      await this.#writeTo(volume, buffers, slot.offset);
+      await this.#durable(volume);
+    } catch (err) {
+      await volume.abandon(slot);
+      throw err;
+    }
+    this.#publish(volume, slot, entries(slot.offset));
+    return slot.offset;
+  }
+
+  async #writeTo(volume: Volume, buffers: Buffer[], position: number): Promise<void> {
+    try {
+      await volume.file.write(buffers, position);
+    } catch (err) {
+      throw diskError(err);
+    }
+  }
+
+  async #durable(volume: Volume): Promise<void> {
+    if (this.#fsync === 'never') return;
+    try {
+      await volume.flush();
+    } catch (err) {
+      // After a failed flush the kernel may have dropped the dirty pages: nothing written since
+      // the last good flush can be trusted, so stop writing rather than guess (reads go on).
+      this.#broken ??= new StoreError(
+        'io_error',
+        'a flush to disk failed; the store takes no more writes until it is restarted',
+        { cause: err },
+      );
+      throw diskError(err);
+    }
+  }
+
+  /** The write is durable: update the map, then queue its index entries in volume order. */
+  #publish(volume: Volume, slot: Slot, entries: IndexEntry[]): void {
+    for (const entry of entries) this.#live.apply(volume.id, entry);
+    volume.complete(slot, entries);
+  }
+
+  async #readHead(key: Key, location: NeedleLocation) {
+    const volume = this.#volume(location);
+    const length = Math.min(location.length, HEADER_SIZE + MAX_CONTENT_TYPE_BYTES);
+    const head = await volume.file.read(location.offset, length);
+    const header = readHeader(head);
+    if (typeof header === 'string') throw corrupt(key, location, header);
+    this.#checkHeader(key, location, header);
+    const contentEnd = HEADER_SIZE + header.contentTypeLength;
+    if (head.byteLength < contentEnd) throw corrupt(key, location, 'truncated');
+    return {
+      header,
+      contentType: head.toString('latin1', HEADER_SIZE, contentEnd),
+      head: head.subarray(0, contentEnd),
+    };
+  }
+
+  /** The index must point at this key's file needle, of the length the index says. */
+  #checkHeader(key: Key, location: NeedleLocation, header: NeedleHeader): NeedleHeader {
+    if (
+      header.kind !== NeedleKind.file ||
+      header.key !== key ||
+      needleLength(header.contentTypeLength, header.dataSize) !== location.length
+    ) {
+      throw corrupt(key, location, 'the index points at another needle');
+    }
+    return header;
+  }
+
+  #info(header: NeedleHeader, contentType: string, location: NeedleLocation): FileInfo {
+    const { key, cookie, dataSize: size } = header;
+    return fileInfo({
+      key,
+      size,
+      volume: location.volume,
+      offset: location.offset,
+      cookie,
+      contentType,
+    });
+  }
+
+  #locate(key: Key): NeedleLocation {
+    const location = this.#live.map.get(key);
+    if (!location) throw new StoreError('not_found', `no file with key ${key}`);
+    return location;
+  }
+
+  #volume(location: NeedleLocation): Volume {
+    const volume = this.#volumes.get(location.volume);
+    if (!volume) throw new StoreError('corrupt', `volume ${location.volume} is missing`);
+    return volume;
+  }
+
+  async #syncAll(): Promise<SyncReport> {
+    const started = performance.now();
+    for (const volume of this.#volumes.values()) {
+      await volume.flush();
+      await volume.index.sync();
+    }
+    return { volumes: this.#volumes.size, durationMs: performance.now() - started };
+  }
+
+  #assertWritable(): void {
+    if (this.#closing) throw closed();
+    if (this.#broken) throw this.#broken;
+  }
+
+  /** Runs an operation unless the store is closing, and lets `close` wait for it. */
+  #track<T>(operation: () => Promise<T>): Promise<T> {
+    if (this.#closing) return Promise.reject(closed());
+    const promise = operation();
+    this.#inFlight.add(promise);
+    const forget = () => this.#inFlight.delete(promise);
+    promise.then(forget, forget);
+    return promise;
+  }
+
+  async #exclusive<T>(key: Key, operation: () => Promise<T>): Promise<T> {
+    const previous = this.#keyQueues.get(key);
+    const current = (previous ?? Promise.resolve()).catch(() => {}).then(operation);
+    this.#keyQueues.set(key, current);
+    try {
+      return await current;
+    } finally {
+      if (this.#keyQueues.get(key) === current) this.#keyQueues.delete(key);
+    }
+  }
+}
+
+export function openVolumeStore(options: VolumeStoreOptions): Promise<VolumeStore> {
+  return VolumeStore.open(options);
+}
+
+function entriesFor(
+  key: Key,
+  offset: number,
+  length: number,
+  retire: Key | undefined,
+): IndexEntry[] {
+  const entries = [{ key, offset, length }];
+  if (retire !== undefined) entries.push({ key: retire, offset: offset + length, length: 0 });
+  return entries;
+}
+
+/**
+ * A large file's bytes, read piece by piece from its place in the volume. A whole-file read is
+ * checksummed as it goes and errors at the end if the needle is damaged; a range cannot be
+ * checked against the whole-needle checksum, so it relies on the verified header.
+ */
+function streamData(
+  volume: Volume,
+  location: NeedleLocation,
+  head: Buffer,
+  dataSize: number,
+  range: ByteRange | undefined,
+): ReadableStream<Uint8Array> {
+  const dataStart = location.offset + head.byteLength;
+  const start = range?.start ?? 0;
+  const end = range ? range.end + 1 : dataSize;
+  let position = start;
+  let checksum = crc32(head);
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        if (position >= end) {
+          if (!range) {
+            const stored = (await volume.file.read(dataStart + dataSize, FOOTER_SIZE)).readUInt32LE(
+              0,
+            );
+            if (stored !== checksum) throw corrupt(0, location, 'bad_checksum');
+          }
+          controller.close();
+          return;
+        }
+        const piece = await volume.file.read(
+          dataStart + position,
+          Math.min(WRITE_CHUNK, end - position),
+        );
+        if (piece.byteLength === 0) throw corrupt(0, location, 'truncated');
+        if (!range) checksum = crc32(piece, checksum);
+        position += piece.byteLength;
+        controller.enqueue(piece);
+      } catch (err) {
+        controller.error(err);
+      }
+    },
+  });
+}
+
+/** Chunks of an upload; a failing or aborted client stream becomes `bad_request`. */
+async function* readChunks(body: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const reader = body.getReader();
+  try {
+    for (;;) {
+      const result = await reader.read().catch((err: unknown) => {
+        throw new StoreError('bad_request', 'the upload was aborted before its end', {
+          cause: err,
+        });
+      });
+      if (result.done) return;
+      yield result.value;
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+    reader.releaseLock();
+  }
+}
+
+function lengthMismatch(declared: number, received: number): StoreError {
+  return new StoreError(
+    'bad_request',
+    `the body has ${received > declared ? 'more than ' : ''}${received} bytes, but Content-Length said ${declared}`,
+  );
+}
+
+function diskError(err: unknown): StoreError {
+  if (err instanceof StoreError) return err;
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EFBIG') {
+    return new StoreError('no_space', 'the disk is full; nothing was stored', { cause: err });
+  }
+  return new StoreError(
+    'io_error',
+    `the disk failed (${code ?? 'unknown error'}); nothing was stored`,
+    {
+      cause: err,
+    },
+  );
+}
+
+function corrupt(key: Key, location: NeedleLocation, problem: string): StoreError {
+  const what = key > 0 ? `file ${key}` : 'the file';
+  return new StoreError(
+    'corrupt',
+    `${what} is damaged on disk (volume ${location.volume}, offset ${location.offset}: ${problem})`,
+  );
+}
+
+function closed(): StoreError {
+  return new StoreError('closed', 'the store is closed');
+}
+
+function ratio(part: number, whole: number): number {
+  return whole === 0 ? 0 : part / whole;
+}
+
+async function closeVolume(volume: Volume): Promise<void> {
+  await volume.index.close();
+  await volume.file.close();
+}

@@ -1,0 +1,10 @@
+import type { BlobStore } from '../storage/index.ts';
+
+/** What every route finds on its context: set once per request by `createApp`'s middleware. */
+export interface AppEnv {
+  Variables: {
+    store: BlobStore;
+    /** Largest upload accepted, in bytes. */
+    maxBody: number;
+  };
+}

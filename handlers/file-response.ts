@@ -1,0 +1,58 @@
+import type { FileInfo, FileRead, Key } from '../storage/index.ts';
+
+/** Content under a key never changes, so caches may keep it for good (a year is HTTP's "forever"). */
+export const IMMUTABLE = 'public, max-age=31536000, immutable';
+
+/** What POST and PUT answer: where the file is, and what the store made of it. */
+export interface StoredFileJson extends FileInfo {
+  flag: true;
+}
+
+export function storedFileJson(info: FileInfo): StoredFileJson {
+  const { key, size, offset, volume, cookie, contentType, etag } = info;
+  return { key, size, offset, flag: true, volume, cookie, contentType, etag };
+}
+
+/** Headers every successful read carries, for the whole file or `length` bytes of it. */
+export function fileHeaders(info: FileInfo, length = info.size): Record<string, string> {
+  return {
+    'Content-Type': info.contentType,
+    'Content-Length': String(length),
+    ETag: info.etag,
+    'Cache-Control': IMMUTABLE,
+    'Accept-Ranges': 'bytes',
+    // The type is whatever the uploader said: stop browsers from guessing a riskier one.
+    'X-Content-Type-Options': 'nosniff',
+  };
+}
+
+/** A 304 repeats the validator and caching headers a 200 would have sent (RFC 9110 15.4.5). */
+export function notModifiedHeaders(info: FileInfo): Record<string, string> {
+  return { ETag: info.etag, 'Cache-Control': IMMUTABLE };
+}
+
+/**
+ * Where the new file lives, from the URL the request came in on, so that an app mounted under
+ * `/media` answers `/media/file/7`. POST comes in on `.../file`; PUT on `.../file/{old key}`.
+ * The URL's own (still percent-encoded) path is used, not the decoded routing path.
+ */
+export function locationOf(requestUrl: string, key: Key, replacing: boolean): string {
+  const path = new URL(requestUrl).pathname;
+  const collection = replacing ? path.slice(0, path.lastIndexOf('/')) : path;
+  return `${collection}/${key}`;
+}
+
+/**
+ * The store's bytes as a response body. Response bodies must not be views of shared memory, so a
+ * view of a SharedArrayBuffer (which no adapter should hand out) is copied rather than cast.
+ */
+export function responseBody(
+  body: FileRead['body'],
+): Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array> {
+  if (!(body instanceof Uint8Array)) return body;
+  return hasPlainBuffer(body) ? body : body.slice();
+}
+
+function hasPlainBuffer(bytes: Uint8Array): bytes is Uint8Array<ArrayBuffer> {
+  return bytes.buffer instanceof ArrayBuffer;
+}

@@ -1,0 +1,74 @@
+import * as v from 'valibot';
+import { type Key, MAX_KEY, StoreError } from '../storage/index.ts';
+
+/** Longest Content-Type stored with a file: it lives in every needle, so it must stay small. */
+export const MAX_CONTENT_TYPE_LENGTH = 1024;
+
+const KEY_RULE = `a key is a decimal integer from 1 to ${MAX_KEY}, without sign or leading zeros`;
+
+/**
+ * A key as it appears in a path. Only the canonical spelling is a key, so one file has one URL:
+ * `007`, `+7`, `7.0` and `0x7` are refused rather than read as 7. Sixteen digits can exceed
+ * 2^53-1; such strings round up (never down) when converted, so `maxValue` catches them all.
+ */
+export const keySchema = v.pipe(
+  v.string(KEY_RULE),
+  v.regex(/^[1-9][0-9]{0,15}$/, KEY_RULE),
+  v.transform(Number),
+  v.maxValue(MAX_KEY, KEY_RULE),
+);
+
+/**
+ * Content-Length as RFC 9110 writes it (`1*DIGIT`). Leading zeros are legal there, so they are
+ * accepted; signs, spaces, fractions and lists are not.
+ */
+export const contentLengthSchema = v.pipe(
+  v.string(),
+  v.regex(/^[0-9]+$/, 'Content-Length must be a non-negative decimal integer'),
+  v.transform(Number),
+);
+
+/**
+ * Content-Type as it will be stored and sent back. Printable ASCII only (tab allowed, as HTTP
+ * allows it between parameters): control characters could corrupt the header on the way back,
+ * and with ASCII the length limit counts bytes whatever encoding an adapter stores.
+ */
+export const contentTypeSchema = v.pipe(
+  v.string(),
+  v.trim(),
+  v.maxLength(
+    MAX_CONTENT_TYPE_LENGTH,
+    `Content-Type must be at most ${MAX_CONTENT_TYPE_LENGTH} bytes`,
+  ),
+  v.regex(/^[\t\x20-\x7e]*$/, 'Content-Type must be printable ASCII, without control characters'),
+);
+
+/** Parses a path key, or throws `bad_key`. */
+export function parseKey(raw: unknown): Key {
+  const result = v.safeParse(keySchema, raw);
+  if (!result.success) throw new StoreError('bad_key', firstMessage(result.issues));
+  return result.output;
+}
+
+/** Parses the Content-Length header, if sent, or throws `bad_request`. */
+export function parseContentLength(raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  const result = v.safeParse(contentLengthSchema, raw);
+  if (!result.success) throw new StoreError('bad_request', firstMessage(result.issues));
+  return result.output;
+}
+
+/**
+ * Parses the Content-Type header, or throws `bad_request`. Absent or blank gives `undefined`, so
+ * the store applies its default rather than storing an empty type.
+ */
+export function parseContentType(raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  const result = v.safeParse(contentTypeSchema, raw);
+  if (!result.success) throw new StoreError('bad_request', firstMessage(result.issues));
+  return result.output === '' ? undefined : result.output;
+}
+
+function firstMessage(issues: readonly v.BaseIssue<unknown>[]): string {
+  return issues[0]?.message ?? 'invalid input';
+}

@@ -1,0 +1,185 @@
+import { describe, expect, it, vi } from 'vitest';
+import { createMemoryStore, type MemoryStore } from '../../adapters/memory/memory-store.ts';
+import { createApp } from '../../handlers/index.ts';
+import {
+  type BlobStore,
+  type ByteRange,
+  type FileInfo,
+  type FileRead,
+  type Key,
+  type PutInput,
+  StoreError,
+  type StoreErrorCode,
+  type StoreStatus,
+  type SyncReport,
+} from '../../storage/index.ts';
+import { expectError, MAX_BODY } from './helpers.ts';
+
+type Method = keyof BlobStore;
+
+/** The memory store, except that the chosen methods reject with the chosen error. */
+class FaultyStore implements BlobStore {
+  readonly inner: MemoryStore = createMemoryStore();
+  readonly #faults = new Map<Method, unknown>();
+
+  fail(method: Method, error: unknown): this {
+    this.#faults.set(method, error);
+    return this;
+  }
+
+  async put(input: PutInput): Promise<FileInfo> {
+    this.#check('put');
+    return this.inner.put(input);
+  }
+  async get(key: Key, range?: ByteRange): Promise<FileRead> {
+    this.#check('get');
+    return this.inner.get(key, range);
+  }
+  async head(key: Key): Promise<FileInfo> {
+    this.#check('head');
+    return this.inner.head(key);
+  }
+  async replace(key: Key, input: PutInput): Promise<FileInfo> {
+    this.#check('replace');
+    return this.inner.replace(key, input);
+  }
+  async delete(key: Key): Promise<void> {
+    this.#check('delete');
+    return this.inner.delete(key);
+  }
+  async sync(): Promise<SyncReport> {
+    this.#check('sync');
+    return this.inner.sync();
+  }
+  async status(): Promise<StoreStatus> {
+    this.#check('status');
+    return this.inner.status();
+  }
+  async close(): Promise<void> {
+    return this.inner.close();
+  }
+
+  #check(method: Method): void {
+    if (this.#faults.has(method)) throw this.#faults.get(method);
+  }
+}
+
+function faulty(method: Method, error: unknown) {
+  const store = new FaultyStore().fail(method, error);
+  const onUnexpectedError = vi.fn();
+  const app = createApp({ store, maxBody: MAX_BODY, onUnexpectedError });
+  return { app, store, onUnexpectedError };
+}
+
+describe('StoreError codes map to statuses', () => {
+  it.each<[StoreErrorCode, number]>([
+    ['corrupt', 500],
+    ['io_error', 500],
+    ['no_space', 507],
+    ['read_only', 403],
+    ['locked', 503],
+    ['closed', 503],
+    ['too_large', 413],
+    ['bad_request', 400],
+    ['bad_key', 400],
+    ['not_found', 404],
+  ])('%s -> %i with its code and message', async (code, status) => {
+    const { app, onUnexpectedError } = faulty(
+      'put',
+      new StoreError(code, `the store says ${code}`),
+    );
+    const res = await app.request('/file', { method: 'POST', body: 'x' });
+    expect(await expectError(res, status, code)).toBe(`the store says ${code}`);
+    expect(onUnexpectedError).not.toHaveBeenCalled();
+  });
+
+  it('a corrupt needle on read is a 500 corrupt, never bytes', async () => {
+    const { app, store } = faulty('get', new StoreError('corrupt', 'needle 1 fails its checksum'));
+    await store.inner.put({ body: new Uint8Array([1, 2, 3]) });
+    await expectError(await app.request('/file/1'), 500, 'corrupt');
+  });
+
+  it('a full disk on upload is a 507 and the store stays readable', async () => {
+    const { app, store } = faulty('replace', new StoreError('no_space', 'the disk is full'));
+    await store.inner.put({ body: new Uint8Array([4, 5]) });
+    await expectError(
+      await app.request('/file/1', { method: 'PUT', body: 'new' }),
+      507,
+      'no_space',
+    );
+    const res = await app.request('/file/1');
+    expect(res.status).toBe(200);
+    expect(new Uint8Array(await res.arrayBuffer())).toEqual(new Uint8Array([4, 5]));
+  });
+
+  it('an io_error from sync is a 500', async () => {
+    const { app } = faulty('sync', new StoreError('io_error', 'fsync failed'));
+    await expectError(await app.request('/sync', { method: 'DELETE' }), 500, 'io_error');
+  });
+
+  it('a closed store answers 503 on status', async () => {
+    const store = createMemoryStore();
+    await store.close();
+    const app = createApp({ store, maxBody: MAX_BODY });
+    await expectError(await app.request('/status'), 503, 'closed');
+  });
+});
+
+describe('unexpected errors', () => {
+  it('answer 500 internal with a generic message, and go to onUnexpectedError', async () => {
+    const boom = new Error('secret detail: /var/data/1.dat');
+    const { app, onUnexpectedError } = faulty('head', boom);
+    const res = await app.request('/file/1', { headers: { range: 'bytes=0-1' } });
+    const text = await res.clone().text();
+    await expectError(res, 500, 'internal');
+    expect(text).not.toContain('secret');
+    expect(text).not.toContain('errors.test.ts');
+    expect(onUnexpectedError).toHaveBeenCalledWith(boom);
+  });
+
+  it.each<[Method, string, RequestInit]>([
+    ['put', '/file', { method: 'POST', body: 'x' }],
+    ['get', '/file/1', {}],
+    ['head', '/file/1', { method: 'HEAD' }],
+    ['replace', '/file/1', { method: 'PUT', body: 'x' }],
+    ['delete', '/file/1', { method: 'DELETE' }],
+    ['sync', '/sync', { method: 'DELETE' }],
+    ['status', '/status', {}],
+  ])('from store.%s answer 500 on %s', async (method, path, init) => {
+    const { app, onUnexpectedError } = faulty(method, new TypeError('oops'));
+    const res = await app.request(path, init);
+    expect(res.status).toBe(500);
+    if (init.method !== 'HEAD') await expectError(res, 500, 'internal');
+    expect(onUnexpectedError).toHaveBeenCalledTimes(1);
+  });
+
+  it('a thrown non-Error still answers 500 JSON instead of escaping fetch()', async () => {
+    const { app, onUnexpectedError } = faulty('status', 'a bare string');
+    await expectError(await app.request('/status'), 500, 'internal');
+    const reported = onUnexpectedError.mock.calls[0]?.[0] as Error;
+    expect(reported).toBeInstanceOf(Error);
+    expect(reported.cause).toBe('a bare string');
+  });
+
+  it('go to console.error when no handler is given', async () => {
+    const spy = vi.spyOn(console, 'error').mockImplementation(() => {});
+    try {
+      const store = new FaultyStore().fail('status', new Error('kaput'));
+      const app = createApp({ store, maxBody: MAX_BODY });
+      await expectError(await app.request('/status'), 500, 'internal');
+      expect(spy).toHaveBeenCalledTimes(1);
+      expect(spy.mock.calls[0]).toContainEqual(new Error('kaput'));
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
+  it('still answer 500 when onUnexpectedError itself throws', async () => {
+    const store = new FaultyStore().fail('status', new Error('kaput'));
+    const onUnexpectedError = () => {
+      throw new Error('the logger is down');
+    };
+    const app = createApp({ store, maxBody: MAX_BODY, onUnexpectedError });
+    await expectError(await app.request('/status'), 500, 'internal');
+  });
+});

@@ -1,0 +1,174 @@
+import { parseArgs } from 'node:util';
+import * as v from 'valibot';
+
+/**
+ * The command line and the environment, read once into a typed `Config`. `node:util` parseArgs
+ * only splits the words; every value, from a flag or from the environment, is checked by the one
+ * valibot schema below, and a flag wins over its variable.
+ */
+
+export const MiB = 1024 * 1024;
+
+export const defaults = {
+  data: './data',
+  port: 8080,
+  host: '127.0.0.1',
+  maxBody: 64 * MiB,
+  fsync: 'always',
+} as const;
+
+/** Where each option can come from. The keys are the `Config` fields. */
+export const optionSources = {
+  data: { flag: '--data', env: 'HAYSTACK_DATA' },
+  port: { flag: '--port', env: 'HAYSTACK_PORT' },
+  host: { flag: '--host', env: 'HAYSTACK_HOST' },
+  maxBody: { flag: '--max-body', env: 'HAYSTACK_MAX_BODY' },
+  fsync: { flag: '--fsync', env: 'HAYSTACK_FSYNC' },
+} as const;
+
+type OptionName = keyof typeof optionSources;
+
+const SIZE = /^([0-9]{1,16})(?:([KMG])(?:iB)?)?$/i;
+const UNIT: Readonly<Record<string, number>> = { K: 1024, M: MiB, G: 1024 * MiB };
+
+/** `67108864`, `65536K`, `64M`, `64MiB`, `1G`: bytes, or powers of 1024. */
+export function parseSize(text: string): number {
+  const match = SIZE.exec(text);
+  if (!match) return Number.NaN;
+  const [, digits = '', unit = ''] = match;
+  return Number(digits) * (UNIT[unit.toUpperCase()] ?? 1);
+}
+
+const got = (issue: { input: unknown }) => `got ${JSON.stringify(issue.input)}`;
+
+export const configSchema = v.object({
+  data: v.optional(
+    v.pipe(v.string(), v.nonEmpty('must name a directory, got ""')),
+    defaults.data,
+  ),
+  port: v.optional(
+    v.pipe(
+      v.string(),
+      v.regex(/^[0-9]{1,5}$/, (issue) => `must be an integer from 0 to 65535, ${got(issue)}`),
+      v.transform(Number),
+      v.maxValue(65535, (issue) => `must be an integer from 0 to 65535, ${got(issue)}`),
+    ),
+    String(defaults.port),
+  ),
+  host: v.optional(
+    v.pipe(
+      v.string(),
+      v.regex(/^[^\s/]+$/, (issue) => `must be a host name or an IP address, ${got(issue)}`),
+    ),
+    defaults.host,
+  ),
+  maxBody: v.optional(
+    v.pipe(
+      v.string(),
+      v.regex(
+        SIZE,
+        (issue) => `must be a byte count, optionally with a K, M or G suffix (KiB, MiB, GiB), ${got(issue)}`,
+      ),
+      v.transform(parseSize),
+      v.safeInteger((issue) => `is too large, ${got(issue)}`),
+    ),
+    String(defaults.maxBody),
+  ),
+  fsync: v.optional(
+    v.picklist(['always', 'never'], (issue) => `must be "always" or "never", ${got(issue)}`),
+    defaults.fsync,
+  ),
+});
+
+export type Config = v.InferOutput<typeof configSchema>;
+
+export const commands = ['start', 'reload', 'help'] as const;
+export type Command = (typeof commands)[number];
+
+export type CommandLine =
+  | { action: 'help' }
+  | { action: 'run'; command: Exclude<Command, 'help'>; config: Config }
+  | { action: 'usage-error'; message: string };
+
+/**
+ * Reads `argv` (without node and the script) and the environment. Never throws: a bad command
+ * line comes back as a `usage-error` with a message fit for the user.
+ */
+export function parseCommandLine(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+): CommandLine {
+  let parsed: ReturnType<typeof tokenize>;
+  try {
+    parsed = tokenize(argv);
+  } catch (err) {
+    return { action: 'usage-error', message: parseArgsMessage(err) };
+  }
+  const { values, positionals } = parsed;
+  const [command, ...extra] = positionals;
+  if (values.help || command === 'help') return { action: 'help' };
+  if (command === undefined) return { action: 'usage-error', message: 'no command given' };
+  if (command !== 'start' && command !== 'reload') {
+    return { action: 'usage-error', message: `unknown command ${JSON.stringify(command)}` };
+  }
+  if (extra.length > 0) {
+    return { action: 'usage-error', message: `unexpected argument ${JSON.stringify(extra[0])}` };
+  }
+
+  const flags: Record<OptionName, string | undefined> = {
+    data: values.data,
+    port: values.port,
+    host: values.host,
+    maxBody: values['max-body'],
+    fsync: values.fsync,
+  };
+  const input: Partial<Record<OptionName, string>> = {};
+  const from: Partial<Record<OptionName, string>> = {};
+  for (const name of Object.keys(optionSources) as OptionName[]) {
+    const source = optionSources[name];
+    const flag = flags[name];
+    // An empty variable counts as unset, as shells make them easily; an empty flag is an error.
+    const fromEnv = env[source.env] === '' ? undefined : env[source.env];
+    if (flag !== undefined) {
+      input[name] = flag;
+      from[name] = source.flag;
+    } else if (fromEnv !== undefined) {
+      input[name] = fromEnv;
+      from[name] = `${source.env} (environment)`;
+    }
+  }
+
+  const result = v.safeParse(configSchema, input);
+  if (!result.success) {
+    // Name the flag or the variable the bad value came from, rather than the schema's key.
+    const issues = result.issues.map((issue) => {
+      const key = issue.path?.[0]?.key;
+      const origin = typeof key === 'string' ? from[key as OptionName] : undefined;
+      return origin ? { ...issue, message: `${origin} ${issue.message}`, path: undefined } : issue;
+    }) as typeof result.issues;
+    return { action: 'usage-error', message: v.summarize(issues) };
+  }
+  return { action: 'run', command, config: result.output };
+}
+
+function tokenize(argv: readonly string[]) {
+  return parseArgs({
+    args: [...argv],
+    strict: true,
+    allowPositionals: true,
+    options: {
+      data: { type: 'string' },
+      port: { type: 'string' },
+      host: { type: 'string' },
+      'max-body': { type: 'string' },
+      fsync: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+}
+
+/** parseArgs messages, without the hint about `--` that does not apply here. */
+function parseArgsMessage(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return message.replace(/\. To specify a positional argument.*$/s, '');
+}

@@ -1,0 +1,93 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { createAdaptorServer } from '@hono/node-server';
+import { openVolumeStore } from '../adapters/volume/index.ts';
+import { createApp } from '../handlers/index.ts';
+import type { Config } from './config.ts';
+import { type DrainResult, requestTracker } from './drain.ts';
+import { describeError, UserError } from './errors.ts';
+
+export interface RunningServer {
+  /** Where it listens, with the actual port (the one the OS picked for `--port 0`). */
+  url: string;
+  /** Absolute path of the data directory. */
+  dataDir: string;
+  /** Graceful stop: drain HTTP (see `drain.ts`), then close the store, which syncs it. */
+  stop(graceMs?: number): Promise<DrainResult>;
+}
+
+/**
+ * Opens the store (which takes the data directory's lock), builds the app on it and listens.
+ * Rejects with the store's `locked` error when another server owns the directory, and with a
+ * `UserError` when the address cannot be listened on; the store is closed again in that case.
+ */
+export async function startServer(
+  config: Config,
+  log: (line: string) => void,
+): Promise<RunningServer> {
+  const dataDir = path.resolve(config.data);
+  const store = await openVolumeStore({ dir: dataDir, fsync: config.fsync, log });
+  const app = createApp({
+    store,
+    maxBody: config.maxBody,
+    onUnexpectedError: (err: unknown) => log(`error while answering a request: ${describeError(err)}`),
+  });
+
+  const tracker = requestTracker();
+  // @hono/node-server's `serve` is createAdaptorServer + listen; listening here instead lets a
+  // listen error (port in use) reject cleanly rather than be thrown as an 'error' event.
+  const server = createAdaptorServer({ fetch: tracker.wrap(app.fetch) }) as Server;
+  tracker.watch(server);
+
+  try {
+    await listen(server, config.port, config.host);
+  } catch (err) {
+    await store.close().catch(() => {});
+    throw err;
+  }
+  // From here on a server error is logged, never fatal: it is not tied to one request.
+  server.on('error', (err) => log(`server error: ${describeError(err)}`));
+
+  const { port } = server.address() as AddressInfo;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  return {
+    url: `http://${host}:${port}`,
+    dataDir,
+    async stop(graceMs) {
+      const result = await tracker.drain(graceMs);
+      await store.close();
+      return result;
+    },
+  };
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => reject(listenError(err, port, host));
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+function listenError(err: NodeJS.ErrnoException, port: number, host: string): Error {
+  const where = `${host} port ${port}`;
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return new UserError(`cannot listen on ${where}: the port is in use`, { cause: err });
+    case 'EACCES':
+      return new UserError(`cannot listen on ${where}: permission denied`, { cause: err });
+    case 'EADDRNOTAVAIL':
+      return new UserError(`cannot listen on ${where}: not an address of this machine`, {
+        cause: err,
+      });
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return new UserError(`cannot listen on ${where}: unknown host`, { cause: err });
+    default:
+      return err;
+  }
+}

@@ -1,0 +1,44 @@
+import { DRAIN_GRACE_MS } from './drain.ts';
+
+export const usage = `Usage: haystack <command> [options]
+
+A Haystack blob store: files are appended as needles to large volume files (.dat) and found
+through a small index (.idx), served over HTTP.
+
+Commands:
+  start     Serve the store over HTTP until Ctrl+C or SIGTERM.
+  reload    Rebuild every index file (.idx) from the volume files (.dat), with progress on a
+            terminal and a summary at the end. The server must be stopped.
+  help      Show this text (also -h, --help).
+
+Options (each also from the environment; a flag wins over its variable):
+  --data DIR        Data directory, created if missing.          HAYSTACK_DATA
+                    Default ./data
+  --port N          TCP port to listen on; 0 picks a free one.   HAYSTACK_PORT
+                    Default 8080
+  --host H          Address to listen on.                        HAYSTACK_HOST
+                    Default 127.0.0.1 (use 0.0.0.0 or :: for every interface)
+  --max-body BYTES  Largest file accepted by POST and PUT; a     HAYSTACK_MAX_BODY
+                    larger one gets 413 and nothing is stored. Bytes, or with a K, M or G
+                    suffix for KiB, MiB, GiB (powers of 1024): 1000, 512K, 64M, 1GiB.
+                    Default 64M (67108864)
+  --fsync MODE      always | never                               HAYSTACK_FSYNC
+                    Default always
+                    always: a write is answered only once it is on disk (fdatasync);
+                      concurrent writes share one flush. Acknowledged writes survive a
+                      crash of the server or of the machine.
+                    never: faster; flushing is left to the operating system, to
+                      DELETE /sync and to stopping the server. A crash of the machine or a
+                      power cut CAN LOSE WRITES THAT WERE ALREADY ACKNOWLEDGED.
+
+Stopping: Ctrl+C or SIGTERM stops taking connections, lets requests in flight finish (for up
+to ${DRAIN_GRACE_MS / 1000} s), then syncs and closes the store. A second signal exits at once.
+
+Exit status: 0 done, 1 failed (for example the data directory is in use by another
+server), 2 bad command line.
+
+Examples:
+  npm start -- --data /srv/haystack --port 8080
+  HAYSTACK_DATA=/srv/haystack HAYSTACK_PORT=0 npx haystack start
+  npm run reload -- --data /srv/haystack
+`;
