@@ -42,10 +42,7 @@ export function parseSize(text: string): number {
 const got = (issue: { input: unknown }) => `got ${JSON.stringify(issue.input)}`;
 
 export const configSchema = v.object({
-  data: v.optional(
-    v.pipe(v.string(), v.nonEmpty('must name a directory, got ""')),
-    defaults.data,
-  ),
+  data: v.optional(v.pipe(v.string(), v.nonEmpty('must name a directory, got ""')), defaults.data),
   port: v.optional(
     v.pipe(
       v.string(),
@@ -67,7 +64,8 @@ export const configSchema = v.object({
       v.string(),
       v.regex(
         SIZE,
-        (issue) => `must be a byte count, optionally with a K, M or G suffix (KiB, MiB, GiB), ${got(issue)}`,
+        (issue) =>
+          `must be a byte count, optionally with a K, M or G suffix (KiB, MiB, GiB), ${got(issue)}`,
       ),
       v.transform(parseSize),
       v.safeInteger((issue) => `is too large, ${got(issue)}`),

@@ -12,7 +12,7 @@ export class UserError extends Error {
  */
 export function describeError(err: unknown): string {
   if (err instanceof UserError) return err.message;
-  if (isStoreError(err)) return `${err.message} (${err.code})`;
+  if (isStoreError(err)) return err.message;
   if (isSystemError(err)) return err.message;
   if (err instanceof Error) return err.stack ?? `${err.name}: ${err.message}`;
   return String(err);

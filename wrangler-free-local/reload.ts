@@ -5,6 +5,7 @@ import {
   type RebuildReport,
   rebuildIndexes,
 } from '../adapters/volume/index.ts';
+import { isStoreError } from '../storage/index.ts';
 import type { Config } from './config.ts';
 import { describeError } from './errors.ts';
 
@@ -38,7 +39,10 @@ export async function runReload(config: Config): Promise<void> {
       progress ? { dir, onProgress: (p) => progress.update(p) } : { dir },
     );
   } catch (err) {
-    return fail(describeError(err));
+    const hint = isStoreError(err, 'locked')
+      ? '\nStop the server first: reload rewrites the index files it uses.'
+      : '';
+    return fail(`${describeError(err)}${hint}`);
   } finally {
     progress?.clear();
   }
@@ -79,7 +83,8 @@ export function formatReport(dir: string, r: RebuildReport): string {
   ];
   const lines = [`haystack reload: rebuilt the index files of ${dir}`];
   for (const [label, value] of rows) lines.push(`  ${label.padEnd(16)} ${value}`);
-  for (const p of r.problems) lines.push(`    volume ${p.volume}, offset ${p.offset}: ${p.message}`);
+  for (const p of r.problems)
+    lines.push(`    volume ${p.volume}, offset ${p.offset}: ${p.message}`);
   return `${lines.join('\n')}\n`;
 }
 

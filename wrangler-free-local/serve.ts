@@ -31,7 +31,8 @@ export async function startServer(
   const app = createApp({
     store,
     maxBody: config.maxBody,
-    onUnexpectedError: (err: unknown) => log(`error while answering a request: ${describeError(err)}`),
+    onUnexpectedError: (err: unknown) =>
+      log(`error while answering a request: ${describeError(err)}`),
   });
 
   const tracker = requestTracker();

@@ -37,7 +37,9 @@ export function writeEntry(target: Buffer, at: number, entry: IndexEntry): void 
 
 export function encodeEntries(entries: readonly IndexEntry[]): Buffer {
   const out = Buffer.allocUnsafe(entries.length * INDEX_ENTRY_SIZE);
-  entries.forEach((entry, i) => writeEntry(out, i * INDEX_ENTRY_SIZE, entry));
+  entries.forEach((entry, i) => {
+    writeEntry(out, i * INDEX_ENTRY_SIZE, entry);
+  });
   return out;
 }
 

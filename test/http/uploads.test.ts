@@ -36,7 +36,11 @@ describe('the body limit (maxBody)', () => {
   it('refuses a body over the limit with Content-Length: 413, nothing stored', async () => {
     const { app, store } = setup();
     const before = await store.status();
-    const res = await app.request('/file', { method: 'POST', body: new Uint8Array(MAX_BODY + 1) });
+    const res = await app.request('/file', {
+      method: 'POST',
+      body: new Uint8Array(MAX_BODY + 1),
+      headers: { 'content-length': String(MAX_BODY + 1) },
+    });
     await expectError(res, 413, 'too_large');
     expect(await store.status()).toEqual(before);
   });
