@@ -34,7 +34,7 @@ export function createApp(options: CreateAppOptions): Hono<AppEnv> {
       await next();
     } catch (thrown) {
       // Hono hands only Error objects to onError and rethrows anything else out of fetch().
-      throw true
+      throw thrown instanceof Error
         ? thrown
         : new Error('a non-Error was thrown', { cause: thrown });
     }

@@ -50,6 +50,10 @@ async function readBytes(store: VolumeStore, key: number): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+function flipBit(bytes: Buffer, at: number, mask: number): void {
+  bytes.writeUInt8(bytes.readUInt8(at) ^ mask, at);
+}
+
 /** A typical history: files of several sizes and types, one deleted, one replaced. */
 async function history(store: VolumeStore) {
   const kept = [
@@ -171,7 +175,7 @@ describe('volume store persistence', () => {
     await store.close();
     const volume = join(dir, '1.dat');
     const bytes = await readFile(volume);
-    bytes[b.info.offset + 32 + 24 + 100] ^= 0x04; // inside b's data (no content type stored)
+    flipBit(bytes, b.info.offset + 32 + 24 + 100, 0x04); // inside b's data
     await writeFile(volume, bytes);
 
     const reopened = await openStore();
@@ -199,7 +203,7 @@ describe('volume store persistence', () => {
     await store.close();
     const volume = join(dir, '1.dat');
     const bytes = await readFile(volume);
-    bytes[b.info.offset + 9] ^= 0x80; // b's key
+    flipBit(bytes, b.info.offset + 9, 0x80); // b's key
     await writeFile(volume, bytes);
     await rm(join(dir, '1.idx'));
 
