@@ -9,7 +9,10 @@ export interface CreateAppOptions {
   store: BlobStore;
   /** Largest upload accepted, in bytes; larger ones get 413 and nothing is stored. */
   maxBody: number;
-  /** Told about every error that is not a `StoreError` (the client only sees a 500). */
+  /**
+   * Told about every error answered with a 5xx: bugs (the client sees only a generic 500) and
+   * disk trouble such as a corrupt needle or a failing disk. Default: console.error.
+   */
   onUnexpectedError?: (err: unknown) => void;
 }
 

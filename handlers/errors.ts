@@ -54,7 +54,11 @@ export function errorResponse(
  */
 export function createErrorHandler(onUnexpectedError: (err: unknown) => void): ErrorHandler {
   return (err, c) => {
-    if (err instanceof StoreError) return errorResponse(c, err.code, err.message);
+    if (err instanceof StoreError) {
+      // Damage and disk failures are answers to the client and news to the operator.
+      if (statusOf(err.code) >= 500) reportSafely(onUnexpectedError, err);
+      return errorResponse(c, err.code, err.message);
+    }
     reportSafely(onUnexpectedError, err);
     return errorResponse(c, 'internal', 'internal server error');
   };

@@ -2,4 +2,3 @@ export { type CreateAppOptions, createApp } from './app.ts';
 export type { AppEnv } from './env.ts';
 export { type ErrorBody, type ErrorCode, noRoute, statusOf } from './errors.ts';
 export type { StoredFileJson } from './file-response.ts';
-export { MAX_CONTENT_TYPE_LENGTH } from './schemas.ts';

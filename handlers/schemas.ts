@@ -1,8 +1,5 @@
 import * as v from 'valibot';
-import { type Key, MAX_KEY, StoreError } from '../storage/index.ts';
-
-/** Longest Content-Type stored with a file: it lives in every needle, so it must stay small. */
-export const MAX_CONTENT_TYPE_LENGTH = 1024;
+import { type Key, MAX_CONTENT_TYPE_LENGTH, MAX_KEY, StoreError } from '../storage/index.ts';
 
 const KEY_RULE = `a key is a decimal integer from 1 to ${MAX_KEY}, without sign or leading zeros`;
 

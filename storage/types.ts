@@ -5,6 +5,9 @@ export const MAX_KEY = Number.MAX_SAFE_INTEGER;
 
 export const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
 
+/** Longest content type stored with a file, in bytes (printable ASCII, so bytes = characters). */
+export const MAX_CONTENT_TYPE_LENGTH = 1024;
+
 /** What the store knows about one live file. Content under a key never changes. */
 export interface FileInfo {
   key: Key;

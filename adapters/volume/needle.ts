@@ -1,4 +1,5 @@
 import { crc32 } from 'node:zlib';
+import { MAX_CONTENT_TYPE_LENGTH } from '../../storage/index.ts';
 
 /**
  * The needle: one self-describing record in a volume file (docs/FORMAT.md gives every byte).
@@ -14,7 +15,6 @@ export const NEEDLE_VERSION = 1;
 export const HEADER_SIZE = 32;
 export const FOOTER_SIZE = 4;
 export const NEEDLE_ALIGNMENT = 8;
-export const MAX_CONTENT_TYPE_BYTES = 1024;
 /** Keys and sizes are stored as 64-bit integers but kept to what a JS number holds exactly. */
 export const MAX_SAFE_U64 = Number.MAX_SAFE_INTEGER;
 
@@ -86,7 +86,7 @@ export function readHeader(source: Buffer, at = 0): NeedleHeader | NeedleProblem
   const dataSize = readU64(source, at + 16);
   if (
     (kind !== NeedleKind.file && kind !== NeedleKind.tombstone && kind !== NeedleKind.void) ||
-    contentTypeLength > MAX_CONTENT_TYPE_BYTES ||
+    contentTypeLength > MAX_CONTENT_TYPE_LENGTH ||
     key > MAX_SAFE_U64 ||
     dataSize > MAX_SAFE_U64 ||
     (kind !== NeedleKind.void && key < 1)

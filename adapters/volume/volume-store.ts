@@ -6,6 +6,7 @@ import {
   type FileInfo,
   type FileRead,
   type Key,
+  MAX_CONTENT_TYPE_LENGTH,
   type PutInput,
   StoreError,
   type StoreStatus,
@@ -23,7 +24,6 @@ import {
   FOOTER_SIZE,
   footer,
   HEADER_SIZE,
-  MAX_CONTENT_TYPE_BYTES,
   type NeedleHeader,
   NeedleKind,
   needleLength,
@@ -224,10 +224,10 @@ export class VolumeStore implements BlobStore {
     this.#assertWritable();
     const contentType = input.contentType ?? DEFAULT_CONTENT_TYPE;
     const contentTypeLength = Buffer.byteLength(contentType, 'latin1');
-    if (contentTypeLength > MAX_CONTENT_TYPE_BYTES) {
+    if (contentTypeLength > MAX_CONTENT_TYPE_LENGTH) {
       throw new StoreError(
         'bad_request',
-        `the content type is over ${MAX_CONTENT_TYPE_BYTES} bytes`,
+        `the content type is over ${MAX_CONTENT_TYPE_LENGTH} bytes`,
       );
     }
     const { body, length } = input;
@@ -364,7 +364,7 @@ export class VolumeStore implements BlobStore {
 
   async #readHead(key: Key, location: NeedleLocation) {
     const volume = this.#volume(location);
-    const length = Math.min(location.length, HEADER_SIZE + MAX_CONTENT_TYPE_BYTES);
+    const length = Math.min(location.length, HEADER_SIZE + MAX_CONTENT_TYPE_LENGTH);
     const head = await volume.file.read(location.offset, length);
     const header = readHeader(head);
     if (typeof header === 'string') throw corrupt(key, location, header);

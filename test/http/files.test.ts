@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { MAX_CONTENT_TYPE_LENGTH } from '../../handlers/index.ts';
+import { MAX_CONTENT_TYPE_LENGTH } from '../../storage/index.ts';
 import {
   allByteValues,
   bodyBytes,
