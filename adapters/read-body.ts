@@ -6,7 +6,10 @@ import { type PutInput, StoreError } from '../storage/index.ts';
  */
 export async function readBody(input: PutInput): Promise<Uint8Array> {
   const { body, length, limit = Number.POSITIVE_INFINITY } = input;
-  if (length !== undefined && length > limit) throw tooLarge(limit);
+  if (length !== undefined && length > limit) {
+    if (body instanceof ReadableStream) await body.cancel().catch(() => {});
+    throw tooLarge(limit);
+  }
   if (body === null) return checkLength(new Uint8Array(0), length);
   if (body instanceof Uint8Array) {
     if (body.byteLength > limit) throw tooLarge(limit);
@@ -14,7 +17,7 @@ export async function readBody(input: PutInput): Promise<Uint8Array> {
   }
   const chunks: Uint8Array[] = [];
   let total = 0;
-  const reader = body.getReader();
+  const reader = lockBody(body);
   try {
     for (;;) {
       const { done, value } = await reader.read();
@@ -44,6 +47,19 @@ function concat(chunks: Uint8Array[], total: number): Uint8Array {
     at += chunk.byteLength;
   }
   return out;
+}
+
+/** A body stream another reader holds (or that was read already) is the caller's mistake. */
+export function lockBody(
+  body: ReadableStream<Uint8Array>,
+): ReadableStreamDefaultReader<Uint8Array> {
+  try {
+    return body.getReader();
+  } catch (err) {
+    throw new StoreError('bad_request', 'the body cannot be read (already read or locked)', {
+      cause: err,
+    });
+  }
 }
 
 export function tooLarge(limit: number): StoreError {

@@ -13,7 +13,7 @@ import {
   type SyncReport,
 } from '../../storage/index.ts';
 import { fileInfo, randomCookie } from '../file-info.ts';
-import { readBody, tooLarge } from '../read-body.ts';
+import { lockBody, readBody, tooLarge } from '../read-body.ts';
 import { listVolumes, volumePath } from './data-dir.ts';
 import type { IndexEntry } from './index-file.ts';
 import { LiveSet, loadVolume } from './load.ts';
@@ -512,7 +512,7 @@ function streamData(
 
 /** Chunks of an upload; a failing or aborted client stream becomes `bad_request`. */
 async function* readChunks(body: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
-  const reader = body.getReader();
+  const reader = lockBody(body);
   try {
     for (;;) {
       const result = await reader.read().catch((err: unknown) => {

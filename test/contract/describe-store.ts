@@ -562,8 +562,8 @@ export function describeStore(name: string, open: () => Promise<StoreFixture>): 
       it('an endless stream is cut off at the limit, not read to its end', async () => {
         const { store } = fx();
         const before = await store.status();
-        const endless = endlessStream(16 * 1024);
         const limit = MiB;
+        const endless = endlessStream(16 * 1024, 16 * limit);
         await expectCode(store.put({ body: endless.stream, limit }), 'too_large');
         expect(endless.bytesOut).toBeGreaterThan(limit);
         expect(endless.bytesOut).toBeLessThan(4 * limit);

@@ -101,8 +101,12 @@ export function streamOf(
   return probeStream(chunks, options).stream;
 }
 
-/** A stream that never ends: `chunkSize` random-ish bytes per pull, for as long as it is read. */
-export function endlessStream(chunkSize: number): StreamProbe {
+/**
+ * A stream that does not end: `chunkSize` bytes per pull for as long as it is read. Past
+ * `giveUpAfter` bytes it errors instead, so that a store that ignores its limit fails the test
+ * rather than eating all memory.
+ */
+export function endlessStream(chunkSize: number, giveUpAfter: number): StreamProbe {
   const chunk = randomBytes(chunkSize);
   const probe: StreamProbe = {
     pulls: 0,
@@ -112,6 +116,10 @@ export function endlessStream(chunkSize: number): StreamProbe {
       {
         pull(controller) {
           probe.pulls++;
+          if (probe.bytesOut >= giveUpAfter) {
+            controller.error(new Error(`the store read ${probe.bytesOut} bytes and kept going`));
+            return;
+          }
           probe.bytesOut += chunk.byteLength;
           controller.enqueue(chunk.slice());
         },
