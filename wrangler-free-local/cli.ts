@@ -1,7 +1,5 @@
 #!/usr/bin/env node
 import { parseCommandLine } from './config.ts';
-import { runReload } from './reload.ts';
-import { runStart } from './start.ts';
 import { usage } from './usage.ts';
 
 /**
@@ -18,8 +16,15 @@ switch (commandLine.action) {
     process.stderr.write(`haystack: ${commandLine.message}\n\n${usage}`);
     process.exitCode = 2;
     break;
+  // The store and the app load only for the command that needs them: help and usage errors
+  // stay fast and work even where they could not load.
   case 'run':
-    if (commandLine.command === 'start') await runStart(commandLine.config);
-    else await runReload(commandLine.config);
+    if (commandLine.command === 'start') {
+      const { runStart } = await import('./start.ts');
+      await runStart(commandLine.config);
+    } else {
+      const { runReload } = await import('./reload.ts');
+      await runReload(commandLine.config);
+    }
     break;
 }

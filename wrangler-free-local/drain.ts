@@ -1,4 +1,5 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 
 /** How long a graceful stop waits for requests in flight before it closes their connections. */
 export const DRAIN_GRACE_MS = 10_000;
@@ -7,7 +8,7 @@ export const DRAIN_GRACE_MS = 10_000;
 const SETTLE_MS = 5_000;
 
 export interface DrainResult {
-  /** Requests still in flight at the end of the grace period, whose connections were closed. */
+  /** Connections still open at the end of the grace period, closed without waiting more. */
   forced: number;
   /** Handlers still running after the connections were closed and `SETTLE_MS` passed. */
   abandoned: number;
@@ -33,6 +34,8 @@ export interface RequestTracker {
  */
 export function requestTracker(): RequestTracker {
   const responses = new Set<ServerResponse>();
+  /** Open connections, and how many of their responses are not finished. */
+  const connections = new Map<Socket, number>();
   const handlers = new Set<Promise<unknown>>();
   let server: Server | undefined;
   let draining = false;
@@ -60,11 +63,18 @@ export function requestTracker(): RequestTracker {
 
     watch(watched) {
       server = watched;
-      watched.on('request', (_req: IncomingMessage, res: ServerResponse) => {
+      watched.on('connection', (socket: Socket) => {
+        connections.set(socket, 0);
+        socket.once('close', () => connections.delete(socket));
+      });
+      watched.on('request', (req: IncomingMessage, res: ServerResponse) => {
+        const { socket } = req;
         responses.add(res);
+        connections.set(socket, (connections.get(socket) ?? 0) + 1);
         if (draining) res.setHeader('connection', 'close');
         res.once('close', () => {
           responses.delete(res);
+          if (connections.has(socket)) connections.set(socket, (connections.get(socket) ?? 1) - 1);
           // The connection this response used is idle now; without this a keep-alive client
           // would hold the stop until its socket times out.
           if (draining) setImmediate(() => watched.closeIdleConnections());
@@ -79,6 +89,12 @@ export function requestTracker(): RequestTracker {
       draining = true;
       for (const res of responses) {
         if (!res.headersSent) res.setHeader('connection', 'close');
+      }
+      // Connections with no request in progress: idle keep-alive ones, and also those that never
+      // sent a request or only part of its headers, which Node's closeIdleConnections() leaves
+      // open. Nothing was asked on them that could be answered: hang up now.
+      for (const [socket, active] of connections) {
+        if (active === 0) socket.destroy();
       }
       const closed = new Promise<void>((resolve) => watched.close(() => resolve()));
       const idle = new Promise<void>((resolve) => {
@@ -95,8 +111,9 @@ export function requestTracker(): RequestTracker {
       clearTimeout(timer);
       if (first !== 'timeout') return { forced: 0, abandoned: 0 };
 
-      const forced = responses.size;
+      const forced = connections.size;
       watched.closeAllConnections();
+      for (const socket of connections.keys()) socket.destroy();
       const settleOver = new Promise<'timeout'>((resolve) => {
         timer = setTimeout(() => resolve('timeout'), SETTLE_MS);
       });

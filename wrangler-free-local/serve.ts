@@ -13,7 +13,10 @@ export interface RunningServer {
   url: string;
   /** Absolute path of the data directory. */
   dataDir: string;
-  /** Graceful stop: drain HTTP (see `drain.ts`), then close the store, which syncs it. */
+  /**
+   * Graceful stop: drain HTTP (see `drain.ts`), then close the store, which syncs it. The
+   * listening socket is closed before this returns its promise.
+   */
   stop(graceMs?: number): Promise<DrainResult>;
 }
 

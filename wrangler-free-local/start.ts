@@ -10,36 +10,40 @@ const log = (line: string) => process.stderr.write(`haystack: ${line}\n`);
  * SIGTERM. The process exits 0 after a clean stop, 1 when it cannot start or stop cleanly.
  */
 export async function runStart(config: Config): Promise<void> {
-  let running: RunningServer;
-  try {
-    running = await startServer(config, log);
-  } catch (err) {
-    log(`cannot start: ${describeError(err)}`);
-    process.exitCode = 1;
-    return;
-  }
-  // Tests and scripts read the actual port from this line; keep its shape.
-  process.stdout.write(`haystack listening on ${running.url} (data ${running.dataDir})\n`);
+  const starting = startServer(config, log);
 
+  let opened: RunningServer | undefined;
   let stopping = false;
   const stop = (reason: string, exitCode: number) => {
     if (stopping) return;
     stopping = true;
-    log(`${reason}: stopping; requests in flight may finish, then the store is synced and closed`);
-    running.stop().then(
-      ({ forced, abandoned }) => {
-        if (forced > 0) log(`closed ${forced} request(s) still running after the grace period`);
-        if (abandoned > 0) log(`${abandoned} handler(s) had not finished when the store closed`);
-        // Exit once the line is out: stdout is asynchronous on some platforms (macOS pipes).
-        process.stdout.write('haystack stopped (data synced)\n', () => process.exit(exitCode));
-      },
-      (err: unknown) => {
+    if (!opened) log(`${reason} while the store opens: stopping once it is open`);
+    starting
+      .then(
+        async (running) => {
+          const stopped = running.stop();
+          // Logged once the listening socket is closed (stop() does that before it returns), so
+          // whoever reads this line knows new connections are refused.
+          log(
+            `${reason}: no new connections; requests in flight may finish, then the store is synced and closed`,
+          );
+          const { forced, abandoned } = await stopped;
+          if (forced > 0) log(`grace period over: closed ${forced} connection(s) still open`);
+          if (abandoned > 0) log(`${abandoned} handler(s) had not finished when the store closed`);
+          // Exit once the line is out: stdout is asynchronous on some platforms (macOS pipes).
+          process.stdout.write('haystack stopped (data synced)\n', () => process.exit(exitCode));
+        },
+        () => {}, // it never started: reported below
+      )
+      .catch((err: unknown) => {
         log(`error while stopping: ${describeError(err)}`);
         process.exit(1);
-      },
-    );
+      });
   };
 
+  // Signals are routed before anything is printed: whoever reads the listening line may send
+  // SIGTERM at once, and a signal that came before the handler would kill the process unsynced.
+  // One that comes while the store opens stops it as soon as it is open.
   onStopSignals({
     first: (signal) => stop(`${signal} received (send it again to exit at once)`, 0),
     again: (signal) => {
@@ -48,6 +52,18 @@ export async function runStart(config: Config): Promise<void> {
     },
   });
   guardProcess(stop);
+
+  try {
+    opened = await starting;
+  } catch (err) {
+    log(`cannot start: ${describeError(err)}`);
+    process.exitCode = 1;
+    return;
+  }
+  // Tests and scripts read the actual port from this line; keep its shape.
+  if (!stopping) {
+    process.stdout.write(`haystack listening on ${opened.url} (data ${opened.dataDir})\n`);
+  }
 }
 
 /**
