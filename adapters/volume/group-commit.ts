@@ -36,14 +36,14 @@ export class GroupCommit {
   }
 }
 
-interface Deferred {
+export interface Deferred {
   promise: Promise<void>;
   resolve: () => void;
   reject: (err: unknown) => void;
 }
 
 /** Promise.withResolvers, which Node 20 lacks. */
-function deferred(): Deferred {
+export function deferred(): Deferred {
   let resolve!: () => void;
   let reject!: (err: unknown) => void;
   const promise = new Promise<void>((res, rej) => {

@@ -322,7 +322,9 @@ export class VolumeStore implements BlobStore {
     const volume = this.#writable;
     const slot = volume.reserve(buffers.reduce((total, b) => total + b.byteLength, 0));
     try {
-      await this.#writeTo(volume, buffers, slot.offset);
+      await volume.write(slot, buffers).catch((err: unknown) => {
+        throw diskError(err);
+      });
       await this.#durable(volume);
     } catch (err) {
       await volume.abandon(slot);

@@ -1,5 +1,5 @@
 import { StoreError } from '../../storage/index.ts';
-import { GroupCommit } from './group-commit.ts';
+import { type Deferred, deferred, GroupCommit } from './group-commit.ts';
 import {
   encodeEntries,
   type IndexEntry,
@@ -8,6 +8,17 @@ import {
 } from './index-file.ts';
 import { voidHeader } from './needle.ts';
 import type { VolumeFile } from './volume-file.ts';
+
+/** Bytes of adjacent slots, written with one call. */
+interface Run {
+  start: number;
+  end: number;
+  buffers: Buffer[];
+  done: Deferred;
+}
+
+/** writev takes at most IOV_MAX (1024 on Linux) buffers at once. */
+const MAX_RUN_BUFFERS = 512;
 
 /** Space handed to one write; its index entries follow the entries of all earlier slots. */
 export interface Slot {
@@ -36,6 +47,9 @@ export class Volume {
   #tail: number;
   readonly #commit: GroupCommit;
   readonly #slots: Slot[] = [];
+  /** Writes waiting for the end of this turn of the event loop, in runs of adjacent bytes. */
+  readonly #runs: Run[] = [];
+  #writeScheduled = false;
 
   constructor(file: VolumeFile, index: IndexWriter, counts: VolumeCounts) {
     this.file = file;
@@ -62,6 +76,32 @@ export class Volume {
     this.#tail += length;
     this.#slots.push(slot);
     return slot;
+  }
+
+  /**
+   * Writes a slot's bytes. Slots written in the same turn of the event loop that lie side by side
+   * go out in one `writev`: one trip to the thread pool for many small files.
+   */
+  write(slot: Slot, buffers: readonly Buffer[]): Promise<void> {
+    let run = this.#runs.at(-1);
+    if (!run || run.end !== slot.offset || run.buffers.length >= MAX_RUN_BUFFERS) {
+      run = { start: slot.offset, end: slot.offset, buffers: [], done: deferred() };
+      this.#runs.push(run);
+    }
+    run.buffers.push(...buffers);
+    run.end += slot.length;
+    if (!this.#writeScheduled) {
+      this.#writeScheduled = true;
+      setImmediate(() => this.#writeRuns());
+    }
+    return run.done.promise;
+  }
+
+  #writeRuns(): void {
+    this.#writeScheduled = false;
+    for (const run of this.#runs.splice(0)) {
+      this.file.write(run.buffers, run.start).then(run.done.resolve, run.done.reject);
+    }
   }
 
   /** Resolves once everything written to the volume before the call is on disk. */
