@@ -15,6 +15,7 @@ export const defaults = {
   host: '127.0.0.1',
   maxBody: 64 * MiB,
   fsync: 'always',
+  volumeSize: 4 * 1024 * MiB,
 } as const;
 
 /** Where each option can come from. The keys are the `Config` fields. */
@@ -24,6 +25,7 @@ export const optionSources = {
   host: { flag: '--host', env: 'HAYSTACK_HOST' },
   maxBody: { flag: '--max-body', env: 'HAYSTACK_MAX_BODY' },
   fsync: { flag: '--fsync', env: 'HAYSTACK_FSYNC' },
+  volumeSize: { flag: '--volume-size', env: 'HAYSTACK_VOLUME_SIZE' },
 } as const;
 
 type OptionName = keyof typeof optionSources;
@@ -76,6 +78,20 @@ export const configSchema = v.object({
     v.picklist(['always', 'never'], (issue) => `must be "always" or "never", ${got(issue)}`),
     defaults.fsync,
   ),
+  volumeSize: v.optional(
+    v.pipe(
+      v.string(),
+      v.regex(
+        SIZE,
+        (issue) =>
+          `must be a byte count, optionally with a K, M or G suffix (KiB, MiB, GiB), ${got(issue)}`,
+      ),
+      v.transform(parseSize),
+      v.minValue(1024 * 1024, (issue) => `must be at least 1M, ${got(issue)}`),
+      v.maxValue(32 * 1024 * MiB, (issue) => `must be at most 32G, ${got(issue)}`),
+    ),
+    String(defaults.volumeSize),
+  ),
 });
 
 export type Config = v.InferOutput<typeof configSchema>;
@@ -119,6 +135,7 @@ export function parseCommandLine(
     host: values.host,
     maxBody: values['max-body'],
     fsync: values.fsync,
+    volumeSize: values['volume-size'],
   };
   const input: Partial<Record<OptionName, string>> = {};
   const from: Partial<Record<OptionName, string>> = {};
@@ -160,6 +177,7 @@ function tokenize(argv: readonly string[]) {
       host: { type: 'string' },
       'max-body': { type: 'string' },
       fsync: { type: 'string' },
+      'volume-size': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });

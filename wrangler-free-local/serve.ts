@@ -30,7 +30,12 @@ export async function startServer(
   log: (line: string) => void,
 ): Promise<RunningServer> {
   const dataDir = path.resolve(config.data);
-  const store = await openVolumeStore({ dir: dataDir, fsync: config.fsync, log });
+  const store = await openVolumeStore({
+    dir: dataDir,
+    fsync: config.fsync,
+    volumeSize: config.volumeSize,
+    log,
+  });
   const app = createApp({
     store,
     maxBody: config.maxBody,

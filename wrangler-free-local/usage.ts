@@ -30,6 +30,9 @@ Options (each also from the environment; a flag wins over its variable):
                     never: faster; flushing is left to the operating system, to
                       DELETE /sync and to stopping the server. A crash of the machine or a
                       power cut CAN LOSE WRITES THAT WERE ALREADY ACKNOWLEDGED.
+  --volume-size B   Size at which a new volume file is started     HAYSTACK_VOLUME_SIZE
+                    (1.dat, 2.dat, ...); suffixes as --max-body. From 1M to 32G.
+                    Default 4G
 
 Stopping: Ctrl+C or SIGTERM stops taking connections, lets requests in flight finish (for up
 to ${DRAIN_GRACE_MS / 1000} s), then syncs and closes the store. A second signal exits at once.

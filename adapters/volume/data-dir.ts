@@ -1,5 +1,5 @@
-import { mkdir, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readdir, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 
 /** Volume N lives in `N.dat`, its index in `N.idx`. */
 export function volumePath(dir: string, id: number): string {
@@ -12,11 +12,29 @@ export function indexPath(dir: string, id: number): string {
 
 /** Ids of the volumes in a data directory, ascending (created if missing). */
 export async function listVolumes(dir: string): Promise<number[]> {
-  await mkdir(dir, { recursive: true });
+  await ensureDirectory(dir);
   const ids: number[] = [];
   for (const name of await readdir(dir)) {
     const match = /^([1-9][0-9]{0,8})\.dat$/.exec(name);
     if (match?.[1]) ids.push(Number(match[1]));
   }
   return ids.sort((a, b) => a - b);
+}
+
+/**
+ * `mkdir -p`, one level at a time: Node's recursive mkdir spins forever when a parent exists but
+ * cannot hold directories (a path under /proc, a dangling mount point).
+ */
+async function ensureDirectory(dir: string): Promise<void> {
+  try {
+    if ((await stat(dir)).isDirectory()) return;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    const parent = dirname(dir);
+    if (parent !== dir) await ensureDirectory(parent);
+  }
+  // A file in the way, or a parent that refuses children, fails here with a clear errno.
+  await mkdir(dir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EEXIST') throw err;
+  });
 }

@@ -15,7 +15,7 @@ import {
 import { fileInfo, randomCookie } from '../file-info.ts';
 import { lockBody, readBody, tooLarge } from '../read-body.ts';
 import { listVolumes, volumePath } from './data-dir.ts';
-import type { IndexEntry } from './index-file.ts';
+import { type IndexEntry, MAX_VOLUME_BYTES } from './index-file.ts';
 import { LiveSet, loadVolume } from './load.ts';
 import { type DirectoryLock, lockDirectory } from './lock.ts';
 import {
@@ -46,9 +46,16 @@ export type FsyncMode = 'always' | 'never';
 export interface VolumeStoreOptions {
   dir: string;
   fsync?: FsyncMode;
+  /**
+   * A volume takes appends until the next needle would make it larger than this; then a new
+   * volume is started. Default 4 GiB; at most 32 GiB (what the index's offsets address).
+   */
+  volumeSize?: number;
   /** Where start-up findings go (damage stepped over, torn tails cut). */
   log?: (line: string) => void;
 }
+
+export const DEFAULT_VOLUME_SIZE = 4 * 1024 ** 3;
 
 /** Bodies up to this size are gathered in memory and written with one call. */
 const SMALL_BODY = 1024 * 1024;
@@ -59,11 +66,16 @@ const WRITE_CHUNK = 1024 * 1024;
 
 /** The file-backed volume adapter of the storage port. */
 export class VolumeStore implements BlobStore {
+  readonly #dir: string;
   readonly #fsync: FsyncMode;
+  readonly #volumeSize: number;
   readonly #lock: DirectoryLock;
   readonly #live: LiveSet;
   readonly #volumes: Map<number, Volume>;
-  readonly #writable: Volume;
+  /** The volume that takes appends: the newest. Older ones are read-only. */
+  #writable: Volume;
+  /** A new writable volume being created because the current one is full. */
+  #rollingOver: Promise<void> | undefined;
   #nextKey: number;
   #closing: Promise<void> | undefined;
   /** Set when a flush failed: what is on disk is unknown, so no more writes until restart. */
@@ -73,13 +85,15 @@ export class VolumeStore implements BlobStore {
   readonly #keyQueues = new Map<Key, Promise<unknown>>();
 
   private constructor(
-    fsync: FsyncMode,
+    options: Required<Pick<VolumeStoreOptions, 'dir' | 'fsync' | 'volumeSize'>>,
     lock: DirectoryLock,
     live: LiveSet,
     volumes: Map<number, Volume>,
     writable: Volume,
   ) {
-    this.#fsync = fsync;
+    this.#dir = options.dir;
+    this.#fsync = options.fsync;
+    this.#volumeSize = options.volumeSize;
     this.#lock = lock;
     this.#live = live;
     this.#volumes = volumes;
@@ -88,7 +102,10 @@ export class VolumeStore implements BlobStore {
   }
 
   static async open(options: VolumeStoreOptions): Promise<VolumeStore> {
-    const { dir, fsync = 'always', log = () => {} } = options;
+    const { dir, fsync = 'always', volumeSize = DEFAULT_VOLUME_SIZE, log = () => {} } = options;
+    if (!Number.isSafeInteger(volumeSize) || volumeSize < 1024 || volumeSize > MAX_VOLUME_BYTES) {
+      throw new RangeError(`volumeSize must be from 1024 to ${MAX_VOLUME_BYTES} bytes`);
+    }
     const ids = await listVolumes(dir);
     const lock = await lockDirectory(dir);
     const live = new LiveSet(new MapNeedleMap());
@@ -116,7 +133,7 @@ export class VolumeStore implements BlobStore {
       throw err;
     }
     const writable = volumes.get(Math.max(...volumes.keys())) as Volume;
-    return new VolumeStore(fsync, lock, live, volumes, writable);
+    return new VolumeStore({ dir, fsync, volumeSize }, lock, live, volumes, writable);
   }
 
   put(input: PutInput): Promise<FileInfo> {
@@ -246,13 +263,13 @@ export class VolumeStore implements BlobStore {
     const cookie = randomCookie();
     const needle = encodeNeedle({ kind: NeedleKind.file, key, cookie, contentType, data });
     const buffers = retire === undefined ? [needle] : [needle, tombstone(retire)];
-    const offset = await this.#append(buffers, (at) =>
+    const { volume, offset } = await this.#append(buffers, (at) =>
       entriesFor(key, at, needle.byteLength, retire),
     );
     return fileInfo({
       key,
       size: data.byteLength,
-      volume: this.#writable.id,
+      volume: volume.id,
       offset,
       cookie,
       contentType,
@@ -269,12 +286,13 @@ export class VolumeStore implements BlobStore {
     contentType: string,
     retire: Key | undefined,
   ): Promise<FileInfo> {
-    const volume = this.#writable;
-    const key = this.#nextKey++;
-    const cookie = randomCookie();
     const contentTypeLength = Buffer.byteLength(contentType, 'latin1');
     const length = needleLength(contentTypeLength, size);
-    const slot = volume.reserve(length + (retire === undefined ? 0 : TOMBSTONE_LENGTH));
+    const { volume, slot } = await this.#reserve(
+      length + (retire === undefined ? 0 : TOMBSTONE_LENGTH),
+    );
+    const key = this.#nextKey++;
+    const cookie = randomCookie();
     try {
       const head = Buffer.alloc(HEADER_SIZE + contentTypeLength);
       writeHeader(head, 0, {
@@ -318,9 +336,13 @@ export class VolumeStore implements BlobStore {
   }
 
   /** Appends whole needles, waits until they are durable, then makes them visible. */
-  async #append(buffers: Buffer[], entries: (offset: number) => IndexEntry[]): Promise<number> {
-    const volume = this.#writable;
-    const slot = volume.reserve(buffers.reduce((total, b) => total + b.byteLength, 0));
+  async #append(
+    buffers: Buffer[],
+    entries: (offset: number) => IndexEntry[],
+  ): Promise<{ volume: Volume; offset: number }> {
+    const { volume, slot } = await this.#reserve(
+      buffers.reduce((total, b) => total + b.byteLength, 0),
+    );
     try {
       await volume.write(slot, buffers).catch((err: unknown) => {
         throw diskError(err);
@@ -331,7 +353,35 @@ export class VolumeStore implements BlobStore {
       throw err;
     }
     this.#publish(volume, slot, entries(slot.offset));
-    return slot.offset;
+    return { volume, offset: slot.offset };
+  }
+
+  /** Space for `length` bytes in the writable volume, starting a new volume when it is full. */
+  async #reserve(length: number): Promise<{ volume: Volume; slot: Slot }> {
+    if (length > MAX_VOLUME_BYTES - SUPERBLOCK_SIZE) {
+      throw new StoreError('too_large', `a file this large does not fit in a volume`);
+    }
+    for (;;) {
+      const volume = this.#writable;
+      // An empty volume takes any needle, so a file larger than the volume size still fits.
+      if (volume.tail === SUPERBLOCK_SIZE || volume.tail + length <= this.#volumeSize) {
+        return { volume, slot: volume.reserve(length) };
+      }
+      this.#rollingOver ??= this.#rollOver().finally(() => {
+        this.#rollingOver = undefined;
+      });
+      await this.#rollingOver;
+    }
+  }
+
+  async #rollOver(): Promise<void> {
+    const id = this.#writable.id + 1;
+    const file = await VolumeFile.create(volumePath(this.#dir, id), id).catch((err: unknown) => {
+      throw diskError(err);
+    });
+    const { volume } = await loadVolume(this.#dir, file, this.#live);
+    this.#volumes.set(id, volume);
+    this.#writable = volume;
   }
 
   async #writeTo(volume: Volume, buffers: Buffer[], position: number): Promise<void> {
