@@ -42,7 +42,7 @@ export const readFile = factory.createHandlers(keyParam, async (c) => {
 
   if (!isHead && ifNoneMatch === undefined && range === undefined) {
     const { info, body } = await store.get(key);
-    return c.body(responseBody(body), 200, fileHeaders(info));
+    return plainResponse(responseBody(body), 200, fileHeaders(info));
   }
 
   const info = await store.head(key);
@@ -84,3 +84,16 @@ export const deleteFile = factory.createHandlers(keyParam, async (c) => {
   await c.var.store.delete(key);
   return c.json({ key, flag: false as const }, 200);
 });
+
+/**
+ * A Response with plain-object headers. Hono's `c.body` turns more than one header into a
+ * `Headers` object, which @hono/node-server must convert back header by header; a plain record
+ * goes straight to `writeHead`. This is the hot path of every read.
+ */
+function plainResponse(
+  body: Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array>,
+  status: number,
+  headers: Record<string, string>,
+): Response {
+  return new Response(body, { status, headers });
+}
