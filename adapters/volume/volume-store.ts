@@ -14,6 +14,7 @@ import {
 } from '../../storage/index.ts';
 import { fileInfo, randomCookie } from '../file-info.ts';
 import { lockBody, readBody, tooLarge } from '../read-body.ts';
+import { CompactNeedleMap } from './compact-needle-map.ts';
 import { listVolumes, volumePath } from './data-dir.ts';
 import { type IndexEntry, MAX_VOLUME_BYTES } from './index-file.ts';
 import { LiveSet, loadVolume } from './load.ts';
@@ -32,7 +33,7 @@ import {
   tombstone,
   writeHeader,
 } from './needle.ts';
-import { MapNeedleMap, type NeedleLocation } from './needle-map.ts';
+import type { NeedleLocation } from './needle-map.ts';
 import type { Slot, Volume } from './volume.ts';
 import { SUPERBLOCK_SIZE, VolumeFile } from './volume-file.ts';
 
@@ -61,6 +62,8 @@ export const DEFAULT_VOLUME_SIZE = 4 * 1024 ** 3;
 const SMALL_BODY = 1024 * 1024;
 /** Needles up to this size are read whole (one read) and verified before any byte is answered. */
 const WHOLE_READ = 4 * 1024 * 1024;
+/** Needles up to this size are read on the event loop's thread (see VolumeFile.readNow). */
+const SYNC_READ_MAX = 256 * 1024;
 /** Large uploads are written in pieces of about this size. */
 const WRITE_CHUNK = 1024 * 1024;
 
@@ -108,7 +111,7 @@ export class VolumeStore implements BlobStore {
     }
     const ids = await listVolumes(dir);
     const lock = await lockDirectory(dir);
-    const live = new LiveSet(new MapNeedleMap());
+    const live = new LiveSet(new CompactNeedleMap());
     const volumes = new Map<number, Volume>();
     try {
       for (const id of ids) {
@@ -164,7 +167,10 @@ export class VolumeStore implements BlobStore {
       const location = this.#locate(key);
       const volume = this.#volume(location);
       if (location.length <= WHOLE_READ) {
-        const bytes = await volume.file.read(location.offset, location.length);
+        const bytes =
+          location.length <= SYNC_READ_MAX
+            ? volume.file.readNow(location.offset, location.length)
+            : await volume.file.read(location.offset, location.length);
         const needle = decodeNeedle(bytes);
         if (typeof needle === 'string') throw corrupt(key, location, needle);
         const header = this.#checkHeader(key, location, needle);
@@ -417,7 +423,7 @@ export class VolumeStore implements BlobStore {
   async #readHead(key: Key, location: NeedleLocation) {
     const volume = this.#volume(location);
     const length = Math.min(location.length, HEADER_SIZE + MAX_CONTENT_TYPE_LENGTH);
-    const head = await volume.file.read(location.offset, length);
+    const head = volume.file.readNow(location.offset, length);
     const header = readHeader(head);
     if (typeof header === 'string') throw corrupt(key, location, header);
     this.#checkHeader(key, location, header);

@@ -17,6 +17,9 @@ interface Run {
   done: Deferred;
 }
 
+/** Runs up to this size are written on the event loop's thread (see VolumeFile.readNow). */
+const SYNC_WRITE_MAX = 1024 * 1024;
+
 /** writev takes at most IOV_MAX (1024 on Linux) buffers at once. */
 const MAX_RUN_BUFFERS = 512;
 
@@ -100,7 +103,17 @@ export class Volume {
   #writeRuns(): void {
     this.#writeScheduled = false;
     for (const run of this.#runs.splice(0)) {
-      this.file.write(run.buffers, run.start).then(run.done.resolve, run.done.reject);
+      if (run.end - run.start > SYNC_WRITE_MAX) {
+        this.file.write(run.buffers, run.start).then(run.done.resolve, run.done.reject);
+        continue;
+      }
+      // Small runs only reach the page cache: cheaper here than through the thread pool.
+      try {
+        this.file.writeNow(run.buffers, run.start);
+        run.done.resolve();
+      } catch (err) {
+        run.done.reject(err);
+      }
     }
   }
 
