@@ -1,11 +1,11 @@
 import { open, rename } from 'node:fs/promises';
+import { CompactNeedleMap } from './compact-needle-map.ts';
 import { indexPath, listVolumes, volumePath } from './data-dir.ts';
 import { syncDirectory } from './fs-util.ts';
 import { INDEX_ENTRY_SIZE, indexHeader, writeEntry } from './index-file.ts';
 import { LiveSet } from './load.ts';
 import { lockDirectory } from './lock.ts';
 import { NeedleKind } from './needle.ts';
-import { MapNeedleMap } from './needle-map.ts';
 import { scanVolume } from './scan.ts';
 import { VolumeFile } from './volume-file.ts';
 
@@ -52,7 +52,7 @@ export async function rebuildIndexes(options: {
   const started = performance.now();
   const ids = await listVolumes(dir);
   const lock = await lockDirectory(dir);
-  const live = new LiveSet(new MapNeedleMap());
+  const live = new LiveSet(new CompactNeedleMap());
   const report: RebuildReport = {
     volumes: ids.length,
     needles: 0,

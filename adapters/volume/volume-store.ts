@@ -461,6 +461,10 @@ export class VolumeStore implements BlobStore {
   }
 
   #locate(key: Key): NeedleLocation {
+    // The map stores 53-bit integer keys; anything else must not alias a stored one.
+    if (!Number.isSafeInteger(key) || key < 1) {
+      throw new StoreError('bad_key', `${key} is not a key (an integer from 1 to 2^53-1)`);
+    }
     const location = this.#live.map.get(key);
     if (!location) throw new StoreError('not_found', `no file with key ${key}`);
     return location;
