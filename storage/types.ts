@@ -86,3 +86,13 @@ export interface StoreStatus {
   /** The key the next stored file will get. */
   nextKey: Key;
 }
+
+export interface CompactReport {
+  volume: number;
+  bytesBefore: number;
+  bytesAfter: number;
+  reclaimedBytes: number;
+  /** Needles copied into the compacted volume. */
+  needles: number;
+  durationMs: number;
+}

@@ -10,9 +10,19 @@ export function indexPath(dir: string, id: number): string {
   return join(dir, `${id}.idx`);
 }
 
+/** An empty file whose presence marks volume N read-only. */
+export function readOnlyMarkerPath(dir: string, id: number): string {
+  return join(dir, `${id}.readonly`);
+}
+
 /** Ids of the volumes in a data directory, ascending (created if missing). */
 export async function listVolumes(dir: string): Promise<number[]> {
   await ensureDirectory(dir);
+  return volumeIds(dir);
+}
+
+/** Ids of the volumes in an existing data directory, ascending; never creates or changes it. */
+export async function volumeIds(dir: string): Promise<number[]> {
   const ids: number[] = [];
   for (const name of await readdir(dir)) {
     const match = /^([1-9][0-9]{0,8})\.dat$/.exec(name);

@@ -1,3 +1,4 @@
+import { access, writeFile } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import {
   type BlobStore,
@@ -11,11 +12,13 @@ import {
   StoreError,
   type StoreStatus,
   type SyncReport,
+  type VolumeStatus,
 } from '../../storage/index.ts';
 import { fileInfo, randomCookie } from '../file-info.ts';
 import { lockBody, readBody, tooLarge } from '../read-body.ts';
 import { CompactNeedleMap } from './compact-needle-map.ts';
-import { listVolumes, volumePath } from './data-dir.ts';
+import { listVolumes, readOnlyMarkerPath, volumePath } from './data-dir.ts';
+import { syncDirectory } from './fs-util.ts';
 import { type IndexEntry, MAX_VOLUME_BYTES } from './index-file.ts';
 import { LiveSet, loadVolume } from './load.ts';
 import { type DirectoryLock, lockDirectory } from './lock.ts';
@@ -52,6 +55,8 @@ export interface VolumeStoreOptions {
    * volume is started. Default 4 GiB; at most 32 GiB (what the index's offsets address).
    */
   volumeSize?: number;
+  /** Serve reads only: every write is refused with `read_only`. */
+  readOnly?: boolean;
   /** Where start-up findings go (damage stepped over, torn tails cut). */
   log?: (line: string) => void;
 }
@@ -72,6 +77,7 @@ export class VolumeStore implements BlobStore {
   readonly #dir: string;
   readonly #fsync: FsyncMode;
   readonly #volumeSize: number;
+  readonly #readOnly: boolean;
   readonly #lock: DirectoryLock;
   readonly #live: LiveSet;
   readonly #volumes: Map<number, Volume>;
@@ -88,7 +94,7 @@ export class VolumeStore implements BlobStore {
   readonly #keyQueues = new Map<Key, Promise<unknown>>();
 
   private constructor(
-    options: Required<Pick<VolumeStoreOptions, 'dir' | 'fsync' | 'volumeSize'>>,
+    options: Required<Pick<VolumeStoreOptions, 'dir' | 'fsync' | 'volumeSize' | 'readOnly'>>,
     lock: DirectoryLock,
     live: LiveSet,
     volumes: Map<number, Volume>,
@@ -97,6 +103,7 @@ export class VolumeStore implements BlobStore {
     this.#dir = options.dir;
     this.#fsync = options.fsync;
     this.#volumeSize = options.volumeSize;
+    this.#readOnly = options.readOnly;
     this.#lock = lock;
     this.#live = live;
     this.#volumes = volumes;
@@ -105,7 +112,13 @@ export class VolumeStore implements BlobStore {
   }
 
   static async open(options: VolumeStoreOptions): Promise<VolumeStore> {
-    const { dir, fsync = 'always', volumeSize = DEFAULT_VOLUME_SIZE, log = () => {} } = options;
+    const {
+      dir,
+      fsync = 'always',
+      volumeSize = DEFAULT_VOLUME_SIZE,
+      readOnly = false,
+      log = () => {},
+    } = options;
     if (!Number.isSafeInteger(volumeSize) || volumeSize < 1024 || volumeSize > MAX_VOLUME_BYTES) {
       throw new RangeError(`volumeSize must be from 1024 to ${MAX_VOLUME_BYTES} bytes`);
     }
@@ -118,6 +131,7 @@ export class VolumeStore implements BlobStore {
         const file = await VolumeFile.open(volumePath(dir, id), id);
         const { volume, report } = await loadVolume(dir, file, live);
         volumes.set(id, volume);
+        volume.readOnly = await exists(readOnlyMarkerPath(dir, id));
         if (report.indexRebuilt) log(`volume ${id}: no usable index, rebuilt it by scanning`);
         for (const { offset, length, problem } of report.damaged) {
           log(`volume ${id}: ${length} damaged bytes at offset ${offset} (${problem}), skipped`);
@@ -136,33 +150,33 @@ export class VolumeStore implements BlobStore {
       throw err;
     }
     const writable = volumes.get(Math.max(...volumes.keys())) as Volume;
-    return new VolumeStore({ dir, fsync, volumeSize }, lock, live, volumes, writable);
+    return new VolumeStore({ dir, fsync, volumeSize, readOnly }, lock, live, volumes, writable);
   }
 
   put(input: PutInput): Promise<FileInfo> {
     return this.#track(() => this.#write(input, undefined));
   }
 
-  replace(key: Key, input: PutInput): Promise<FileInfo> {
+  replace(key: Key, input: PutInput, cookie?: number): Promise<FileInfo> {
     return this.#track(() =>
-      this.#exclusive(key, () => {
-        this.#locate(key);
+      this.#exclusive(key, async () => {
+        await this.#locateFile(key, cookie);
         return this.#write(input, key);
       }),
     );
   }
 
-  delete(key: Key): Promise<void> {
+  delete(key: Key, cookie?: number): Promise<void> {
     return this.#track(() =>
       this.#exclusive(key, async () => {
-        this.#locate(key);
+        await this.#locateFile(key, cookie);
         this.#assertWritable();
         await this.#append([tombstone(key)], (offset) => [{ key, offset, length: 0 }]);
       }),
     );
   }
 
-  get(key: Key, range?: ByteRange): Promise<FileRead> {
+  get(key: Key, range?: ByteRange, cookie?: number): Promise<FileRead> {
     return this.#track(async () => {
       const location = this.#locate(key);
       const volume = this.#volume(location);
@@ -173,20 +187,20 @@ export class VolumeStore implements BlobStore {
             : await volume.file.read(location.offset, location.length);
         const needle = decodeNeedle(bytes);
         if (typeof needle === 'string') throw corrupt(key, location, needle);
-        const header = this.#checkHeader(key, location, needle);
+        const header = this.#checkHeader(key, location, needle, cookie);
         const data = range ? needle.data.subarray(range.start, range.end + 1) : needle.data;
         return { info: this.#info(header, needle.contentType, location), body: data };
       }
-      const { header, contentType, head } = await this.#readHead(key, location);
+      const { header, contentType, head } = await this.#readHead(key, location, cookie);
       const info = this.#info(header, contentType, location);
       return { info, body: streamData(volume, location, head, header.dataSize, range) };
     });
   }
 
-  head(key: Key): Promise<FileInfo> {
+  head(key: Key, cookie?: number): Promise<FileInfo> {
     return this.#track(async () => {
       const location = this.#locate(key);
-      const { header, contentType } = await this.#readHead(key, location);
+      const { header, contentType } = await this.#readHead(key, location, cookie);
       return this.#info(header, contentType, location);
     });
   }
@@ -209,7 +223,7 @@ export class VolumeStore implements BlobStore {
           liveBytes,
           garbageBytes,
           garbageRatio: ratio(garbageBytes, bytes),
-          readOnly: volume !== this.#writable,
+          readOnly: volume.readOnly || volume !== this.#writable,
         };
       });
       const sum = (pick: (v: (typeof volumes)[number]) => number) =>
@@ -240,6 +254,24 @@ export class VolumeStore implements BlobStore {
       }
     })();
     return this.#closing;
+  }
+
+  setVolumeReadOnly(id: number): Promise<VolumeStatus> {
+    return this.#track(async () => {
+      this.#assertWritable();
+      const volume = this.#volumes.get(id);
+      if (!volume) throw new StoreError('not_found', `no volume ${id}`);
+      if (!volume.readOnly) {
+        const marker = readOnlyMarkerPath(this.#dir, id);
+        await writeFile(marker, '').catch((err: unknown) => {
+          throw diskError(err);
+        });
+        await syncDirectory(marker);
+        volume.readOnly = true; // appends to come go to a new volume
+      }
+      const status = (await this.status()).volumes.find((v) => v.id === id);
+      return status as VolumeStatus;
+    });
   }
 
   /** Stores a new file; with `retire`, also retires that key in the same append (replace). */
@@ -370,7 +402,8 @@ export class VolumeStore implements BlobStore {
     for (;;) {
       const volume = this.#writable;
       // An empty volume takes any needle, so a file larger than the volume size still fits.
-      if (volume.tail === SUPERBLOCK_SIZE || volume.tail + length <= this.#volumeSize) {
+      const fits = volume.tail === SUPERBLOCK_SIZE || volume.tail + length <= this.#volumeSize;
+      if (fits && !volume.readOnly) {
         return { volume, slot: volume.reserve(length) };
       }
       this.#rollingOver ??= this.#rollOver().finally(() => {
@@ -420,13 +453,20 @@ export class VolumeStore implements BlobStore {
     volume.complete(slot, entries);
   }
 
-  async #readHead(key: Key, location: NeedleLocation) {
+  /** The live file's location; with a cookie, only if the stored cookie matches. */
+  async #locateFile(key: Key, cookie: number | undefined): Promise<NeedleLocation> {
+    const location = this.#locate(key);
+    if (cookie !== undefined) await this.#readHead(key, location, cookie);
+    return location;
+  }
+
+  async #readHead(key: Key, location: NeedleLocation, cookie: number | undefined) {
     const volume = this.#volume(location);
     const length = Math.min(location.length, HEADER_SIZE + MAX_CONTENT_TYPE_LENGTH);
     const head = volume.file.readNow(location.offset, length);
     const header = readHeader(head);
     if (typeof header === 'string') throw corrupt(key, location, header);
-    this.#checkHeader(key, location, header);
+    this.#checkHeader(key, location, header, cookie);
     const contentEnd = HEADER_SIZE + header.contentTypeLength;
     if (head.byteLength < contentEnd) throw corrupt(key, location, 'truncated');
     return {
@@ -436,8 +476,16 @@ export class VolumeStore implements BlobStore {
     };
   }
 
-  /** The index must point at this key's file needle, of the length the index says. */
-  #checkHeader(key: Key, location: NeedleLocation, header: NeedleHeader): NeedleHeader {
+  /**
+   * The index must point at this key's file needle, of the length the index says. A caller that
+   * names a cookie must name the stored one, or the file does not exist for it.
+   */
+  #checkHeader(
+    key: Key,
+    location: NeedleLocation,
+    header: NeedleHeader,
+    cookie: number | undefined,
+  ): NeedleHeader {
     if (
       header.kind !== NeedleKind.file ||
       header.key !== key ||
@@ -445,6 +493,7 @@ export class VolumeStore implements BlobStore {
     ) {
       throw corrupt(key, location, 'the index points at another needle');
     }
+    if (cookie !== undefined && header.cookie !== cookie) throw notFound(key);
     return header;
   }
 
@@ -466,7 +515,7 @@ export class VolumeStore implements BlobStore {
       throw new StoreError('bad_key', `${key} is not a key (an integer from 1 to 2^53-1)`);
     }
     const location = this.#live.map.get(key);
-    if (!location) throw new StoreError('not_found', `no file with key ${key}`);
+    if (!location) throw notFound(key);
     return location;
   }
 
@@ -487,6 +536,7 @@ export class VolumeStore implements BlobStore {
 
   #assertWritable(): void {
     if (this.#closing) throw closed();
+    if (this.#readOnly) throw new StoreError('read_only', 'this server is read-only');
     if (this.#broken) throw this.#broken;
   }
 
@@ -621,6 +671,10 @@ function corrupt(key: Key, location: NeedleLocation, problem: string): StoreErro
   );
 }
 
+function notFound(key: Key): StoreError {
+  return new StoreError('not_found', `no file with key ${key}`);
+}
+
 function closed(): StoreError {
   return new StoreError('closed', 'the store is closed');
 }
@@ -632,4 +686,11 @@ function ratio(part: number, whole: number): number {
 async function closeVolume(volume: Volume): Promise<void> {
   await volume.index.close();
   await volume.file.close();
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
 }

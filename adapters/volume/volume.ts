@@ -47,6 +47,8 @@ export class Volume {
   readonly file: VolumeFile;
   readonly index: IndexWriter;
   readonly counts: VolumeCounts;
+  /** Marked read-only by an operator (persisted as `N.readonly`): never appended to again. */
+  readOnly = false;
   #tail: number;
   readonly #commit: GroupCommit;
   readonly #slots: Slot[] = [];
