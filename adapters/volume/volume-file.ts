@@ -24,6 +24,9 @@ export class VolumeFile {
   readonly #handle: FileHandle;
   /** Bytes in the file as this process last left it (reads never look past it). */
   size: number;
+  /** Reads in progress; a file replaced by compaction is closed once none is left. */
+  #readers = 0;
+  #retired = false;
 
   private constructor(id: number, path: string, nonce: Buffer, handle: FileHandle, size: number) {
     this.id = id;
@@ -72,8 +75,30 @@ export class VolumeFile {
 
   async read(position: number, length: number): Promise<Buffer> {
     const buffer = Buffer.allocUnsafe(length);
-    const { bytesRead } = await this.#handle.read(buffer, 0, length, position);
-    return bytesRead === length ? buffer : buffer.subarray(0, bytesRead);
+    this.retain();
+    try {
+      const { bytesRead } = await this.#handle.read(buffer, 0, length, position);
+      return bytesRead === length ? buffer : buffer.subarray(0, bytesRead);
+    } finally {
+      this.release();
+    }
+  }
+
+  /** Keeps the file open for a read that spans several calls (a streamed download). */
+  retain(): void {
+    this.#readers++;
+  }
+
+  release(): void {
+    this.#readers--;
+    if (this.#retired && this.#readers === 0) void this.#handle.close().catch(() => {});
+  }
+
+  /** The file was replaced (compaction): close it once the reads still using it are done. */
+  retire(): void {
+    this.#retired = true;
+    this.#readers++;
+    this.release();
   }
 
   /**

@@ -1,8 +1,9 @@
-import { access, writeFile } from 'node:fs/promises';
+import { access, rename, writeFile } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import {
   type BlobStore,
   type ByteRange,
+  type CompactReport,
   DEFAULT_CONTENT_TYPE,
   type FileInfo,
   type FileRead,
@@ -16,10 +17,11 @@ import {
 } from '../../storage/index.ts';
 import { fileInfo, randomCookie } from '../file-info.ts';
 import { lockBody, readBody, tooLarge } from '../read-body.ts';
+import { copyLiveNeedles, removeCompactionLeftovers } from './compact.ts';
 import { CompactNeedleMap } from './compact-needle-map.ts';
-import { listVolumes, readOnlyMarkerPath, volumePath } from './data-dir.ts';
+import { indexPath, listVolumes, readOnlyMarkerPath, volumePath } from './data-dir.ts';
 import { syncDirectory } from './fs-util.ts';
-import { type IndexEntry, MAX_VOLUME_BYTES } from './index-file.ts';
+import { type IndexEntry, IndexWriter, MAX_VOLUME_BYTES } from './index-file.ts';
 import { LiveSet, loadVolume } from './load.ts';
 import { type DirectoryLock, lockDirectory } from './lock.ts';
 import {
@@ -85,6 +87,7 @@ export class VolumeStore implements BlobStore {
   #writable: Volume;
   /** A new writable volume being created because the current one is full. */
   #rollingOver: Promise<void> | undefined;
+  #compacting: Promise<unknown> = Promise.resolve();
   #nextKey: number;
   #closing: Promise<void> | undefined;
   /** Set when a flush failed: what is on disk is unknown, so no more writes until restart. */
@@ -127,6 +130,7 @@ export class VolumeStore implements BlobStore {
     const live = new LiveSet(new CompactNeedleMap());
     const volumes = new Map<number, Volume>();
     try {
+      await removeCompactionLeftovers(dir, ids);
       for (const id of ids) {
         const file = await VolumeFile.open(volumePath(dir, id), id);
         const { volume, report } = await loadVolume(dir, file, live);
@@ -191,9 +195,10 @@ export class VolumeStore implements BlobStore {
         const data = range ? needle.data.subarray(range.start, range.end + 1) : needle.data;
         return { info: this.#info(header, needle.contentType, location), body: data };
       }
+      const file = volume.file;
       const { header, contentType, head } = await this.#readHead(key, location, cookie);
       const info = this.#info(header, contentType, location);
-      return { info, body: streamData(volume, location, head, header.dataSize, range) };
+      return { info, body: streamData(file, location, head, header.dataSize, range) };
     });
   }
 
@@ -254,6 +259,90 @@ export class VolumeStore implements BlobStore {
       }
     })();
     return this.#closing;
+  }
+
+  /**
+   * Rewrites volumes without their dead needles, one at a time, while reads and writes go on.
+   * The writable volume is first closed to appends (a new one takes them). The copy is synced
+   * under a temp name and renamed over the volume; a crash before the rename leaves the old
+   * volume (the temp files are removed at start-up), after it the new one (its old index no
+   * longer matches and is rebuilt by scanning).
+   */
+  compact(id?: number): Promise<CompactReport[]> {
+    const run = async () => {
+      this.#assertWritable();
+      const targets =
+        id === undefined
+          ? [...this.#volumes.values()].filter((v) => v.tail - SUPERBLOCK_SIZE > v.counts.liveBytes)
+          : [this.#volumes.get(id) ?? throwNotFound(`no volume ${id}`)];
+      const reports: CompactReport[] = [];
+      for (const volume of targets) reports.push(await this.#compactVolume(volume));
+      return reports;
+    };
+    // One compaction at a time; close() waits for it like for any operation.
+    const next = this.#compacting.catch(() => {}).then(() => this.#track(run));
+    this.#compacting = next;
+    return next;
+  }
+
+  async #compactVolume(volume: Volume): Promise<CompactReport> {
+    const started = performance.now();
+    if (volume === this.#writable) {
+      this.#rollingOver ??= this.#rollOver().finally(() => {
+        this.#rollingOver = undefined;
+      });
+      await this.#rollingOver;
+    }
+    await volume.settled();
+    const bytesBefore = volume.file.size;
+    const map = this.#live.map;
+    const copy = await copyLiveNeedles(this.#dir, volume.file, (key, offset) => {
+      const location = map.get(key);
+      return location?.volume === volume.id && location.offset === offset;
+    });
+    let index: IndexWriter;
+    try {
+      await rename(copy.tempVolume, volumePath(this.#dir, volume.id));
+      await rename(copy.tempIndex, indexPath(this.#dir, volume.id));
+      await syncDirectory(copy.tempVolume);
+      index = await IndexWriter.open(
+        indexPath(this.#dir, volume.id),
+        copy.file.nonce,
+        copy.needles,
+        false,
+      );
+    } catch (err) {
+      await copy.file.close();
+      throw diskError(err);
+    }
+    // From here to the swap nothing awaits: a read sees the old location with the old file, or
+    // the new location with the new file. Keys deleted during the copy keep their tombstone
+    // elsewhere; their copied needle is garbage in the new volume.
+    const counts = volume.counts;
+    counts.liveNeedles = 0;
+    counts.liveBytes = 0;
+    counts.deletedNeedles = 0;
+    for (const move of copy.moves) {
+      const location = map.get(move.key);
+      if (location?.volume === volume.id && location.offset === move.from) {
+        map.set(move.key, { volume: volume.id, offset: move.to, length: move.length });
+        counts.liveNeedles++;
+        counts.liveBytes += move.length;
+      } else {
+        counts.deletedNeedles++;
+      }
+    }
+    const old = volume.replaceFile(copy.file, index);
+    await old.index.close().catch(() => {});
+    old.file.retire();
+    return {
+      volume: volume.id,
+      bytesBefore,
+      bytesAfter: copy.file.size,
+      reclaimedBytes: bytesBefore - copy.file.size,
+      needles: copy.needles,
+      durationMs: performance.now() - started,
+    };
   }
 
   setVolumeReadOnly(id: number): Promise<VolumeStatus> {
@@ -583,7 +672,7 @@ function entriesFor(
  * checked against the whole-needle checksum, so it relies on the verified header.
  */
 function streamData(
-  volume: Volume,
+  file: VolumeFile,
   location: NeedleLocation,
   head: Buffer,
   dataSize: number,
@@ -594,31 +683,37 @@ function streamData(
   const end = range ? range.end + 1 : dataSize;
   let position = start;
   let checksum = crc32(head);
+  // The file object was taken when the key was looked up: if compaction swaps the volume while
+  // this streams, the download finishes from the old file, which stays open until then.
+  file.retain();
+  let released = false;
+  const release = () => {
+    if (!released) file.release();
+    released = true;
+  };
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       try {
         if (position >= end) {
           if (!range) {
-            const stored = (await volume.file.read(dataStart + dataSize, FOOTER_SIZE)).readUInt32LE(
-              0,
-            );
-            if (stored !== checksum) throw corrupt(0, location, 'bad_checksum');
+            const footer = await file.read(dataStart + dataSize, FOOTER_SIZE);
+            if (footer.readUInt32LE(0) !== checksum) throw corrupt(0, location, 'bad_checksum');
           }
+          release();
           controller.close();
           return;
         }
-        const piece = await volume.file.read(
-          dataStart + position,
-          Math.min(WRITE_CHUNK, end - position),
-        );
+        const piece = await file.read(dataStart + position, Math.min(WRITE_CHUNK, end - position));
         if (piece.byteLength === 0) throw corrupt(0, location, 'truncated');
         if (!range) checksum = crc32(piece, checksum);
         position += piece.byteLength;
         controller.enqueue(piece);
       } catch (err) {
+        release();
         controller.error(err);
       }
     },
+    cancel: release,
   });
 }
 
@@ -669,6 +764,10 @@ function corrupt(key: Key, location: NeedleLocation, problem: string): StoreErro
     'corrupt',
     `${what} is damaged on disk (volume ${location.volume}, offset ${location.offset}: ${problem})`,
   );
+}
+
+function throwNotFound(message: string): never {
+  throw new StoreError('not_found', message);
 }
 
 function notFound(key: Key): StoreError {

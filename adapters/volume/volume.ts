@@ -44,13 +44,15 @@ export interface VolumeCounts {
  * order, so the index always describes a prefix of the volume.
  */
 export class Volume {
-  readonly file: VolumeFile;
-  readonly index: IndexWriter;
+  file: VolumeFile;
+  index: IndexWriter;
   readonly counts: VolumeCounts;
   /** Marked read-only by an operator (persisted as `N.readonly`): never appended to again. */
   readOnly = false;
   #tail: number;
-  readonly #commit: GroupCommit;
+  #commit: GroupCommit;
+  /** Waiting for every slot to be completed or abandoned. */
+  #settledWaiters: Array<() => void> = [];
   readonly #slots: Slot[] = [];
   /** Writes waiting for the end of this turn of the event loop, in runs of adjacent bytes. */
   readonly #runs: Run[] = [];
@@ -62,6 +64,25 @@ export class Volume {
     this.counts = counts;
     this.#tail = file.size;
     this.#commit = new GroupCommit(() => file.datasync());
+  }
+
+  /** Resolves once every write to this volume in progress has finished (or failed). */
+  settled(): Promise<void> {
+    if (this.#slots.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#settledWaiters.push(resolve));
+  }
+
+  /**
+   * Swaps in a compacted copy of this volume (same id). The caller has stopped appends to it and
+   * waited for `settled`; reads that already hold the old file finish on it.
+   */
+  replaceFile(file: VolumeFile, index: IndexWriter): { file: VolumeFile; index: IndexWriter } {
+    const old = { file: this.file, index: this.index };
+    this.file = file;
+    this.index = index;
+    this.#tail = file.size;
+    this.#commit = new GroupCommit(() => file.datasync());
+    return old;
   }
 
   get id(): number {
@@ -155,5 +176,6 @@ export class Volume {
     if (done === 0) return;
     this.#slots.splice(0, done);
     if (ready.length > 0) this.index.append(Buffer.concat(ready));
+    if (this.#slots.length === 0) for (const wake of this.#settledWaiters.splice(0)) wake();
   }
 }

@@ -1,0 +1,126 @@
+import { open, rm } from 'node:fs/promises';
+import { indexPath, volumePath } from './data-dir.ts';
+import { encodeEntries, type IndexEntry, indexHeader } from './index-file.ts';
+import { NeedleKind, tombstone } from './needle.ts';
+import { scanVolume } from './scan.ts';
+import { SUPERBLOCK_SIZE, VolumeFile } from './volume-file.ts';
+
+/** Where a kept needle was and where the copy put it. */
+export interface Move {
+  key: number;
+  from: number;
+  to: number;
+  length: number;
+}
+
+export interface CompactCopy {
+  /** The compacted volume, open, synced, still under its temp name. */
+  file: VolumeFile;
+  tempVolume: string;
+  tempIndex: string;
+  /** File needles copied; the caller re-points the keys that are still live. */
+  moves: Move[];
+  /** Needles in the copy (files and tombstones). */
+  needles: number;
+  /** Damaged regions of the source that were left out. */
+  damaged: number;
+}
+
+const COPY_BLOCK = 4 * 1024 * 1024;
+
+/**
+ * Copies a volume without its dead needles into `N.dat.compact` (and its index into
+ * `N.idx.compact`), both synced. Kept: file needles `isLive` says are live, and tombstones for
+ * keys whose file needle is not in this volume (it may lie in an older one), plus a tombstone for
+ * the highest key the volume ever held, so the next key stays above it. The source is only read.
+ */
+export async function copyLiveNeedles(
+  dir: string,
+  source: VolumeFile,
+  isLive: (key: number, offset: number) => boolean,
+): Promise<CompactCopy> {
+  const regions: Array<{ offset: number; length: number; key: number; file: boolean }> = [];
+  const droppedKeys = new Set<number>();
+  let maxKey = 0;
+  let damaged = 0;
+  await scanVolume(source, (event) => {
+    if (event.type === 'corrupt' || event.type === 'torn') damaged++;
+    if (event.type !== 'needle') return;
+    const { key, kind } = event.header;
+    if (key > maxKey) maxKey = key;
+    if (kind === NeedleKind.file) {
+      if (isLive(key, event.offset)) regions.push({ ...event, key, file: true });
+      else droppedKeys.add(key);
+    } else if (!droppedKeys.has(key)) {
+      regions.push({ ...event, key, file: false });
+    }
+  });
+
+  const tempVolume = `${volumePath(dir, source.id)}.compact`;
+  const tempIndex = `${indexPath(dir, source.id)}.compact`;
+  await rm(tempVolume, { force: true });
+  const file = await VolumeFile.create(tempVolume, source.id);
+  try {
+    const moves: Move[] = [];
+    const entries: IndexEntry[] = [];
+    let at = SUPERBLOCK_SIZE;
+    let maxKept = 0;
+    // Copy runs of adjacent kept needles with large reads and writes.
+    for (let i = 0; i < regions.length; ) {
+      const first = regions[i] as (typeof regions)[number];
+      let end = first.offset + first.length;
+      let j = i + 1;
+      while (j < regions.length) {
+        const next = regions[j] as (typeof regions)[number];
+        if (next.offset !== end || end - first.offset + next.length > COPY_BLOCK) break;
+        end += next.length;
+        j++;
+      }
+      const bytes = await source.read(first.offset, end - first.offset);
+      await file.write([bytes], at);
+      for (const region of regions.slice(i, j)) {
+        const to = at + region.offset - first.offset;
+        entries.push({ key: region.key, offset: to, length: region.file ? region.length : 0 });
+        if (region.file)
+          moves.push({ key: region.key, from: region.offset, to, length: region.length });
+        if (region.key > maxKept) maxKept = region.key;
+      }
+      at += end - first.offset;
+      i = j;
+    }
+    if (maxKept < maxKey) {
+      const marker = tombstone(maxKey);
+      await file.write([marker], at);
+      entries.push({ key: maxKey, offset: at, length: 0 });
+    }
+    await file.datasync();
+    await writeIndex(tempIndex, file.nonce, entries);
+    return { file, tempVolume, tempIndex, moves, needles: entries.length, damaged };
+  } catch (err) {
+    await file.close();
+    await rm(tempVolume, { force: true });
+    await rm(tempIndex, { force: true });
+    throw err;
+  }
+}
+
+async function writeIndex(path: string, nonce: Buffer, entries: IndexEntry[]): Promise<void> {
+  const handle = await open(path, 'w');
+  try {
+    await handle.writeFile(Buffer.concat([indexHeader(nonce), encodeEntries(entries)]));
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Leftovers of a compaction cut short by a crash: the old volume is still the one in use. */
+export async function removeCompactionLeftovers(
+  dir: string,
+  ids: readonly number[],
+): Promise<void> {
+  for (const id of ids) {
+    await rm(`${volumePath(dir, id)}.compact`, { force: true });
+    await rm(`${indexPath(dir, id)}.compact`, { force: true });
+  }
+}
