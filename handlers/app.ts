@@ -1,5 +1,6 @@
 import { Hono } from 'hono';
 import type { BlobStore } from '../storage/index.ts';
+import { compactVolumes, markVolumeReadOnly, requireAdminToken } from './admin-routes.ts';
 import type { AppEnv } from './env.ts';
 import { createErrorHandler, methodNotAllowed, noRoute } from './errors.ts';
 import { createFile, deleteFile, readFile, replaceFile } from './file-routes.ts';
@@ -14,6 +15,18 @@ export interface CreateAppOptions {
    * disk trouble such as a corrupt needle or a failing disk. Default: console.error.
    */
   onUnexpectedError?: (err: unknown) => void;
+  /**
+   * Only `/file/{key},{cookie}` names a file: a bare `/file/{key}` answers 404 `not_found` as a
+   * missing file would, and `Location` carries the cookie. Recommended wherever strangers can
+   * reach the server, as keys are easy to guess and cookies are not. Default false (SPEC.md: the
+   * bare key works).
+   */
+  requireCookie?: boolean | undefined;
+  /**
+   * Turns on the operator routes under `/admin`, which then need `Authorization: Bearer <token>`.
+   * Without it they do not exist (404 `no_route`).
+   */
+  adminToken?: string | undefined;
 }
 
 /**
@@ -22,9 +35,19 @@ export interface CreateAppOptions {
  * are left to the parent's `notFound`, as Hono does not lend a sub-app's to its parent.
  */
 export function createApp(options: CreateAppOptions): Hono<AppEnv> {
-  const { store, maxBody, onUnexpectedError = logUnexpected } = options;
+  const {
+    store,
+    maxBody,
+    onUnexpectedError = logUnexpected,
+    requireCookie = false,
+    adminToken,
+  } = options;
   if (!Number.isSafeInteger(maxBody) || maxBody < 0) {
     throw new RangeError(`maxBody must be a non-negative integer, got ${maxBody}`);
+  }
+  // A header can carry only visible ASCII; an empty token would let anyone in.
+  if (adminToken !== undefined && !/^[\x21-\x7e]+$/.test(adminToken)) {
+    throw new RangeError('adminToken must be non-empty visible ASCII, without spaces');
   }
 
   const app = new Hono<AppEnv>();
@@ -33,6 +56,7 @@ export function createApp(options: CreateAppOptions): Hono<AppEnv> {
   app.use(async (c, next) => {
     c.set('store', store);
     c.set('maxBody', maxBody);
+    c.set('requireCookie', requireCookie);
     try {
       await next();
     } catch (thrown) {
@@ -47,6 +71,7 @@ export function createApp(options: CreateAppOptions): Hono<AppEnv> {
   app.post('/file', ...createFile);
   app.all('/file', methodNotAllowed(['POST']));
 
+  // `:key` is the file id: `{key}` or `{key},{cookie}`.
   app.get('/file/:key', ...readFile); // GET and HEAD: see readFile
   app.put('/file/:key', ...replaceFile);
   app.delete('/file/:key', ...deleteFile);
@@ -57,6 +82,15 @@ export function createApp(options: CreateAppOptions): Hono<AppEnv> {
 
   app.get('/status', ...storeStatus);
   app.all('/status', methodNotAllowed(['GET', 'HEAD']));
+
+  if (adminToken !== undefined) {
+    // Every /admin path asks for the token first, even one that does not exist.
+    app.use('/admin/*', requireAdminToken(adminToken));
+    app.post('/admin/compact', ...compactVolumes);
+    app.all('/admin/compact', methodNotAllowed(['POST']));
+    app.post('/admin/volumes/:id/readonly', ...markVolumeReadOnly);
+    app.all('/admin/volumes/:id/readonly', methodNotAllowed(['POST']));
+  }
 
   return app;
 }

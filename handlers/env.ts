@@ -6,5 +6,7 @@ export interface AppEnv {
     store: BlobStore;
     /** Largest upload accepted, in bytes. */
     maxBody: number;
+    /** A bare `/file/{key}` is not_found: only `/file/{key},{cookie}` names a file. */
+    requireCookie: boolean;
   };
 }

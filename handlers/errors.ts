@@ -8,6 +8,8 @@ export type ErrorCode =
   | 'no_route' // no route has this path (a missing key is `not_found`)
   | 'method_not_allowed' // the path is known, the method is not
   | 'range_not_satisfiable' // the Range asks for bytes the file does not have
+  | 'unauthorized' // an admin route without the right bearer token
+  | 'not_supported' // the store has no such operation (an admin call on a store without volumes)
   | 'internal'; // anything unexpected; details go to the log, never to the client
 
 /** The one table from error code to HTTP status. */
@@ -25,6 +27,8 @@ const statusByCode = {
   no_route: 404,
   method_not_allowed: 405,
   range_not_satisfiable: 416,
+  unauthorized: 401,
+  not_supported: 501,
   internal: 500,
 } as const satisfies Record<ErrorCode, ContentfulStatusCode>;
 

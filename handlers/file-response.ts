@@ -5,12 +5,24 @@ export const IMMUTABLE = 'public, max-age=31536000, immutable';
 
 /** What POST and PUT answer: where the file is, and what the store made of it. */
 export interface StoredFileJson extends FileInfo {
+  /** The file id `{key},{cookie}`, as `/file/{fid}` takes it. */
+  fid: string;
   flag: true;
 }
 
 export function storedFileJson(info: FileInfo): StoredFileJson {
   const { key, size, offset, volume, cookie, contentType, etag } = info;
-  return { key, size, offset, flag: true, volume, cookie, contentType, etag };
+  return { key, fid: fileId(info), size, offset, flag: true, volume, cookie, contentType, etag };
+}
+
+/** The cookie as a file id writes it: 8 lowercase hex digits. */
+export function cookieHex(cookie: number): string {
+  return cookie.toString(16).padStart(8, '0');
+}
+
+/** `{key},{cookie}`: the id that names the file and proves the caller was told about it. */
+export function fileId(info: Pick<FileInfo, 'key' | 'cookie'>): string {
+  return `${info.key},${cookieHex(info.cookie)}`;
 }
 
 /** Headers every successful read carries, for the whole file or `length` bytes of it. */
@@ -33,13 +45,14 @@ export function notModifiedHeaders(info: FileInfo): Record<string, string> {
 
 /**
  * Where the new file lives, from the URL the request came in on, so that an app mounted under
- * `/media` answers `/media/file/7`. POST comes in on `.../file`; PUT on `.../file/{old key}`.
- * The URL's own (still percent-encoded) path is used, not the decoded routing path.
+ * `/media` answers `/media/file/7`. POST comes in on `.../file`; PUT on `.../file/{old id}`.
+ * The URL's own (still percent-encoded) path is used, not the decoded routing path. `id` is the
+ * key, or the file id `{key},{cookie}` when the app requires cookies.
  */
-export function locationOf(requestUrl: string, key: Key, replacing: boolean): string {
+export function locationOf(requestUrl: string, id: Key | string, replacing: boolean): string {
   const path = new URL(requestUrl).pathname;
   const collection = replacing ? path.slice(0, path.lastIndexOf('/')) : path;
-  return `${collection}/${key}`;
+  return `${collection}/${id}`;
 }
 
 /**

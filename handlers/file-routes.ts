@@ -1,30 +1,52 @@
+import type { Context } from 'hono';
 import { createFactory } from 'hono/factory';
 import { validator } from 'hono/validator';
+import { type FileInfo, StoreError } from '../storage/index.ts';
 import type { AppEnv } from './env.ts';
 import { errorResponse } from './errors.ts';
 import {
   fileHeaders,
+  fileId,
   locationOf,
   notModifiedHeaders,
   responseBody,
   storedFileJson,
 } from './file-response.ts';
 import { contentRange, noneMatchHits, planRangedRead, unsatisfiedRange } from './range.ts';
-import { parseKey } from './schemas.ts';
+import { type FileId, parseFileId } from './schemas.ts';
 import { uploadInput } from './upload.ts';
 
 const factory = createFactory<AppEnv>();
 
-/** Checks `:key` before the handler runs; a bad key is a 400 whatever else the request holds. */
-const keyParam = validator('param', (params: Record<string, string>) => ({
-  key: parseKey(params.key),
-}));
+/**
+ * Checks `:key` (`{key}` or `{key},{cookie}`) before the handler runs; a bad id is a 400 whatever
+ * else the request holds. When the app requires cookies, a bare key is answered as a file that
+ * does not exist, before the store is asked: the answer is the same whether the key is live or
+ * not, so it tells a stranger nothing.
+ */
+const fileIdParam = validator(
+  'param',
+  (params: Record<string, string>, c: Context<AppEnv>): FileId => {
+    const id = parseFileId(params.key);
+    if (id.cookie === undefined && c.var.requireCookie) {
+      throw new StoreError(
+        'not_found',
+        `no file with id ${id.key}: this server names files by key and cookie, /file/{key},{cookie} (the "fid" of the upload's answer)`,
+      );
+    }
+    return id;
+  },
+);
+
+/** Where a stored file is: by file id when cookies are required (a bare key would not work). */
+function locationFor(c: Context<AppEnv>, info: FileInfo, replacing: boolean): string {
+  return locationOf(c.req.url, c.var.requireCookie ? fileId(info) : info.key, replacing);
+}
 
 /** POST /file */
 export const createFile = factory.createHandlers(async (c) => {
   const info = await c.var.store.put(uploadInput(c));
-  const location = locationOf(c.req.url, info.key, false);
-  return c.json(storedFileJson(info), 201, { Location: location });
+  return c.json(storedFileJson(info), 201, { Location: locationFor(c, info, false) });
 });
 
 /**
@@ -32,8 +54,8 @@ export const createFile = factory.createHandlers(async (c) => {
  * (so `c.req.method` is `HEAD`) and drops the body. HEAD therefore asks the store for `head`
  * only, so no bytes are read for a response that will not carry them.
  */
-export const readFile = factory.createHandlers(keyParam, async (c) => {
-  const { key } = c.req.valid('param');
+export const readFile = factory.createHandlers(fileIdParam, async (c) => {
+  const { key, cookie } = c.req.valid('param');
   const store = c.var.store;
   const isHead = c.req.method === 'HEAD';
   const ifNoneMatch = c.req.header('if-none-match');
@@ -41,11 +63,11 @@ export const readFile = factory.createHandlers(keyParam, async (c) => {
   const range = isHead ? undefined : c.req.header('range');
 
   if (!isHead && ifNoneMatch === undefined && range === undefined) {
-    const { info, body } = await store.get(key);
+    const { info, body } = await store.get(key, undefined, cookie);
     return plainResponse(responseBody(body), 200, fileHeaders(info));
   }
 
-  const info = await store.head(key);
+  const info = await store.head(key, cookie);
   if (noneMatchHits(ifNoneMatch, info.etag)) return c.body(null, 304, notModifiedHeaders(info));
   if (isHead) return c.body(null, 200, fileHeaders(info));
 
@@ -59,11 +81,11 @@ export const readFile = factory.createHandlers(keyParam, async (c) => {
     );
   }
   if (plan.kind === 'full') {
-    const whole = await store.get(key);
+    const whole = await store.get(key, undefined, cookie);
     return c.body(responseBody(whole.body), 200, fileHeaders(whole.info));
   }
   const { start, end } = plan;
-  const part = await store.get(key, { start, end });
+  const part = await store.get(key, { start, end }, cookie);
   return c.body(responseBody(part.body), 206, {
     ...fileHeaders(part.info, end - start + 1),
     'Content-Range': contentRange(start, end, part.info.size),
@@ -71,17 +93,16 @@ export const readFile = factory.createHandlers(keyParam, async (c) => {
 });
 
 /** PUT /file/{key}: the content moves to a new key, and the old key is gone for good. */
-export const replaceFile = factory.createHandlers(keyParam, async (c) => {
-  const { key } = c.req.valid('param');
-  const info = await c.var.store.replace(key, uploadInput(c));
-  const location = locationOf(c.req.url, info.key, true);
-  return c.json(storedFileJson(info), 200, { Location: location });
+export const replaceFile = factory.createHandlers(fileIdParam, async (c) => {
+  const { key, cookie } = c.req.valid('param');
+  const info = await c.var.store.replace(key, uploadInput(c), cookie);
+  return c.json(storedFileJson(info), 200, { Location: locationFor(c, info, true) });
 });
 
 /** DELETE /file/{key} */
-export const deleteFile = factory.createHandlers(keyParam, async (c) => {
-  const { key } = c.req.valid('param');
-  await c.var.store.delete(key);
+export const deleteFile = factory.createHandlers(fileIdParam, async (c) => {
+  const { key, cookie } = c.req.valid('param');
+  await c.var.store.delete(key, cookie);
   return c.json({ key, flag: false as const }, 200);
 });
 

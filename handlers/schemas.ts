@@ -15,6 +15,21 @@ export const keySchema = v.pipe(
   v.maxValue(MAX_KEY, KEY_RULE),
 );
 
+const COOKIE_RULE = 'a cookie is 8 hexadecimal digits, as in /file/{key},{cookie}';
+
+/** The cookie part of a file id: the file's 32-bit cookie as 8 hex digits, either case. */
+export const cookieSchema = v.pipe(
+  v.string(COOKIE_RULE),
+  v.regex(/^[0-9a-fA-F]{8}$/, COOKIE_RULE),
+  v.transform((hex) => Number.parseInt(hex, 16)),
+);
+
+/** A file as a path names it: `{key}`, or `{key},{cookie}` (the Haystack/SeaweedFS file id). */
+export interface FileId {
+  key: Key;
+  cookie?: number;
+}
+
 /**
  * Content-Length as RFC 9110 writes it (`1*DIGIT`). Leading zeros are legal there, so they are
  * accepted; signs, spaces, fractions and lists are not.
@@ -45,6 +60,20 @@ export function parseKey(raw: unknown): Key {
   const result = v.safeParse(keySchema, raw);
   if (!result.success) throw new StoreError('bad_key', firstMessage(result.issues));
   return result.output;
+}
+
+/**
+ * Parses a path's file id, or throws `bad_key`: a key, optionally followed by a comma and the
+ * cookie. Anything else after the comma (nothing, other lengths, non-hex, a second comma) is
+ * refused rather than ignored, so that a typo never reads as a bare key.
+ */
+export function parseFileId(raw: unknown): FileId {
+  if (typeof raw !== 'string' || !raw.includes(',')) return { key: parseKey(raw) };
+  const comma = raw.indexOf(',');
+  const key = parseKey(raw.slice(0, comma));
+  const result = v.safeParse(cookieSchema, raw.slice(comma + 1));
+  if (!result.success) throw new StoreError('bad_key', firstMessage(result.issues));
+  return { key, cookie: result.output };
 }
 
 /** Parses the Content-Length header, if sent, or throws `bad_request`. */

@@ -34,11 +34,14 @@ export async function startServer(
     dir: dataDir,
     fsync: config.fsync,
     volumeSize: config.volumeSize,
+    readOnly: config.readOnly,
     log,
   });
   const app = createApp({
     store,
     maxBody: config.maxBody,
+    requireCookie: config.requireCookie,
+    adminToken: config.adminToken,
     onUnexpectedError: (err: unknown) =>
       log(`error while answering a request: ${describeError(err)}`),
   });
@@ -57,6 +60,13 @@ export async function startServer(
   }
   // From here on a server error is logged, never fatal: it is not tied to one request.
   server.on('error', (err) => log(`server error: ${describeError(err)}`));
+
+  const modes = [
+    config.readOnly && 'read-only (writes answer 403)',
+    config.requireCookie && 'cookies required (/file/{key},{cookie})',
+    config.adminToken !== undefined && 'admin routes on (/admin, bearer token)',
+  ].filter(Boolean);
+  if (modes.length > 0) log(modes.join('; '));
 
   const { port } = server.address() as AddressInfo;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;

@@ -18,6 +18,11 @@ interface MemoryFile {
   bytes: Uint8Array;
 }
 
+export interface MemoryStoreOptions {
+  /** Serve reads only: every write is refused with `read_only`. */
+  readOnly?: boolean;
+}
+
 /**
  * The port held in a Map: for tests, and for fetch-compatible hosts without a filesystem.
  * Nothing survives the process; "durable" here means "in this Map".
@@ -27,36 +32,43 @@ export class MemoryStore implements BlobStore {
   #nextKey = 1;
   #deleted = 0;
   #closed = false;
+  readonly #readOnly: boolean;
+
+  constructor(options: MemoryStoreOptions = {}) {
+    this.#readOnly = options.readOnly ?? false;
+  }
 
   async put(input: PutInput): Promise<FileInfo> {
-    this.#assertOpen();
+    this.#assertWritable();
     const bytes = await readBody(input);
     this.#assertOpen();
     return this.#store(bytes, input.contentType);
   }
 
-  async get(key: Key, range?: ByteRange): Promise<FileRead> {
-    const file = this.#live(key);
+  async get(key: Key, range?: ByteRange, cookie?: number): Promise<FileRead> {
+    const file = this.#live(key, cookie);
     const bytes = range ? file.bytes.subarray(range.start, range.end + 1) : file.bytes;
     return { info: { ...file.info }, body: bytes.slice() };
   }
 
-  async head(key: Key): Promise<FileInfo> {
-    return { ...this.#live(key).info };
+  async head(key: Key, cookie?: number): Promise<FileInfo> {
+    return { ...this.#live(key, cookie).info };
   }
 
-  async replace(key: Key, input: PutInput): Promise<FileInfo> {
-    this.#live(key);
+  async replace(key: Key, input: PutInput, cookie?: number): Promise<FileInfo> {
+    this.#live(key, cookie);
+    this.#assertWritable();
     const bytes = await readBody(input);
     // The body took time to arrive: the key may have gone meanwhile.
-    this.#live(key);
+    this.#live(key, cookie);
     const info = this.#store(bytes, input.contentType);
     this.#retire(key);
     return info;
   }
 
-  async delete(key: Key): Promise<void> {
-    this.#live(key);
+  async delete(key: Key, cookie?: number): Promise<void> {
+    this.#live(key, cookie);
+    this.#assertWritable();
     this.#retire(key);
   }
 
@@ -106,11 +118,19 @@ export class MemoryStore implements BlobStore {
     this.#deleted++;
   }
 
-  #live(key: Key): MemoryFile {
+  /** The live file under `key`; with a cookie, only if it is the file's (else as if absent). */
+  #live(key: Key, cookie?: number): MemoryFile {
     this.#assertOpen();
     const file = this.#files.get(key);
-    if (!file) throw new StoreError('not_found', `no file with key ${key}`);
+    if (!file || (cookie !== undefined && file.info.cookie !== cookie)) {
+      throw new StoreError('not_found', `no file with key ${key}`);
+    }
     return file;
+  }
+
+  #assertWritable(): void {
+    this.#assertOpen();
+    if (this.#readOnly) throw new StoreError('read_only', 'this store is read-only');
   }
 
   #assertOpen(): void {
@@ -118,6 +138,6 @@ export class MemoryStore implements BlobStore {
   }
 }
 
-export function createMemoryStore(): MemoryStore {
-  return new MemoryStore();
+export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore {
+  return new MemoryStore(options);
 }

@@ -35,20 +35,20 @@ class Handle implements BlobStore {
     return this.#open().put(input);
   }
 
-  async get(key: Key, range?: ByteRange): Promise<FileRead> {
-    return this.#open().get(key, range);
+  async get(key: Key, range?: ByteRange, cookie?: number): Promise<FileRead> {
+    return this.#open().get(key, range, cookie);
   }
 
-  async head(key: Key): Promise<FileInfo> {
-    return this.#open().head(key);
+  async head(key: Key, cookie?: number): Promise<FileInfo> {
+    return this.#open().head(key, cookie);
   }
 
-  async replace(key: Key, input: PutInput): Promise<FileInfo> {
-    return this.#open().replace(key, input);
+  async replace(key: Key, input: PutInput, cookie?: number): Promise<FileInfo> {
+    return this.#open().replace(key, input, cookie);
   }
 
-  async delete(key: Key): Promise<void> {
-    return this.#open().delete(key);
+  async delete(key: Key, cookie?: number): Promise<void> {
+    return this.#open().delete(key, cookie);
   }
 
   async sync(): Promise<SyncReport> {

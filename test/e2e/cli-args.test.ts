@@ -21,14 +21,20 @@ describe('haystack: command line and environment', () => {
       expect(run.stderr).toBe('');
     }
     const [help] = runs;
-    for (const word of ['--data', '--port', '--host', '--max-body', '--fsync', 'reload']) {
+    const words = ['--data', '--port', '--host', '--max-body', '--fsync', 'reload'];
+    words.push('--read-only', '--require-cookie', '--admin-token');
+    for (const word of words) {
       expect(help?.stdout).toContain(word);
     }
-    for (const variable of ['DATA', 'PORT', 'HOST', 'MAX_BODY', 'FSYNC']) {
+    const variables = ['DATA', 'PORT', 'HOST', 'MAX_BODY', 'FSYNC'];
+    variables.push('READ_ONLY', 'REQUIRE_COOKIE', 'ADMIN_TOKEN');
+    for (const variable of variables) {
       expect(help?.stdout).toContain(`HAYSTACK_${variable}`);
     }
     // --fsync never must say what it gives up.
     expect(help?.stdout).toMatch(/LOSE WRITES THAT WERE ALREADY ACKNOWLEDGED/);
+    // A token given as a flag is visible to every user: the usage must say so.
+    expect(help?.stdout).toMatch(/flags show in ps/);
   });
 
   it('a bad command line gets the usage and the problem on stderr, and exit 2', async () => {

@@ -84,8 +84,8 @@ describe('Range', () => {
     expect(res.headers.get('etag')).toBe(stored.etag);
     expect(await bodyBytes(res)).toEqual(TEN.slice(start, end + 1));
     // The size comes from head; only the range is read.
-    expect(head).toHaveBeenCalledWith(stored.key);
-    expect(read).toHaveBeenCalledWith(stored.key, { start, end });
+    expect(head).toHaveBeenCalledWith(stored.key, undefined);
+    expect(read).toHaveBeenCalledWith(stored.key, { start, end }, undefined);
   });
 
   it.each(['bytes=10-', 'bytes=10-20', 'bytes=100-', 'bytes=-0'])(

@@ -25,6 +25,7 @@ describe('POST /file', () => {
     const json = (await res.json()) as Record<string, unknown>;
     expect(json).toEqual({
       key: 1,
+      fid: expect.stringMatching(/^1,[0-9a-f]{8}$/),
       size: 3,
       offset: 0,
       flag: true,
@@ -178,7 +179,7 @@ describe('HEAD /file/{key}', () => {
     expect(res.headers.get('cache-control')).toBe(IMMUTABLE);
     expect(res.headers.get('accept-ranges')).toBe('bytes');
     expect(res.body).toBeNull();
-    expect(head).toHaveBeenCalledWith(stored.key);
+    expect(head).toHaveBeenCalledWith(stored.key, undefined);
     expect(get).not.toHaveBeenCalled();
   });
 
