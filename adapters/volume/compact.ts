@@ -63,31 +63,18 @@ export async function copyLiveNeedles(
   try {
     const moves: Move[] = [];
     const entries: IndexEntry[] = [];
-    let at = SUPERBLOCK_SIZE;
+    const reader = new BlockCache(source);
+    const writer = new BufferedAppender(file, SUPERBLOCK_SIZE);
     let maxKept = 0;
-    // Copy runs of adjacent kept needles with large reads and writes.
-    for (let i = 0; i < regions.length; ) {
-      const first = regions[i] as (typeof regions)[number];
-      let end = first.offset + first.length;
-      let j = i + 1;
-      while (j < regions.length) {
-        const next = regions[j] as (typeof regions)[number];
-        if (next.offset !== end || end - first.offset + next.length > COPY_BLOCK) break;
-        end += next.length;
-        j++;
-      }
-      const bytes = await source.read(first.offset, end - first.offset);
-      await file.write([bytes], at);
-      for (const region of regions.slice(i, j)) {
-        const to = at + region.offset - first.offset;
-        entries.push({ key: region.key, offset: to, length: region.file ? region.length : 0 });
-        if (region.file)
-          moves.push({ key: region.key, from: region.offset, to, length: region.length });
-        if (region.key > maxKept) maxKept = region.key;
-      }
-      at += end - first.offset;
-      i = j;
+    for (const region of regions) {
+      const to = writer.position;
+      await writer.append(await reader.slice(region.offset, region.length));
+      entries.push({ key: region.key, offset: to, length: region.file ? region.length : 0 });
+      if (region.file)
+        moves.push({ key: region.key, from: region.offset, to, length: region.length });
+      if (region.key > maxKept) maxKept = region.key;
     }
+    const at = await writer.flush();
     if (maxKept < maxKey) {
       const marker = tombstone(maxKey);
       await file.write([marker], at);
@@ -101,6 +88,65 @@ export async function copyLiveNeedles(
     await rm(tempVolume, { force: true });
     await rm(tempIndex, { force: true });
     throw err;
+  }
+}
+
+/** Reads a volume in large blocks, handing out the needles inside them. */
+class BlockCache {
+  readonly #file: VolumeFile;
+  #start = 0;
+  #block: Buffer = Buffer.alloc(0);
+
+  constructor(file: VolumeFile) {
+    this.#file = file;
+  }
+
+  async slice(offset: number, length: number): Promise<Buffer> {
+    if (offset < this.#start || offset + length > this.#start + this.#block.byteLength) {
+      this.#block = await this.#file.read(offset, Math.max(length, COPY_BLOCK));
+      this.#start = offset;
+      if (this.#block.byteLength < length)
+        throw new Error(`volume ended inside a needle at ${offset}`);
+    }
+    return this.#block.subarray(offset - this.#start, offset - this.#start + length);
+  }
+}
+
+/** Appends to a file in large writes. Copies what it is given: sources are reused blocks. */
+class BufferedAppender {
+  readonly #file: VolumeFile;
+  readonly #buffer = Buffer.allocUnsafe(COPY_BLOCK);
+  #used = 0;
+  #written: number;
+
+  constructor(file: VolumeFile, position: number) {
+    this.#file = file;
+    this.#written = position;
+  }
+
+  get position(): number {
+    return this.#written + this.#used;
+  }
+
+  async append(bytes: Buffer): Promise<void> {
+    if (this.#used + bytes.byteLength > COPY_BLOCK) await this.flush();
+    if (bytes.byteLength > COPY_BLOCK) {
+      await this.#file.write([bytes], this.#written);
+      this.#written += bytes.byteLength;
+      return;
+    }
+    bytes.copy(this.#buffer, this.#used);
+    this.#used += bytes.byteLength;
+  }
+
+  /** Writes what is buffered; returns the end of the data written. */
+  async flush(): Promise<number> {
+    if (this.#used > 0) {
+      await this.#file.write([this.#buffer.subarray(0, this.#used)], this.#written);
+      this.#written += this.#used;
+      this.#used = 0;
+    }
+    return this.#written;
   }
 }
 
