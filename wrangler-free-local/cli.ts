@@ -22,6 +22,12 @@ switch (commandLine.action) {
     if (commandLine.command === 'start') {
       const { runStart } = await import('./start.ts');
       await runStart(commandLine.config);
+    } else if (commandLine.command === 'compact') {
+      const { runCompact } = await import('./compact.ts');
+      await runCompact(commandLine.config);
+    } else if (commandLine.command === 'verify') {
+      const { runVerify } = await import('./verify.ts');
+      await runVerify(commandLine.config);
     } else {
       const { runReload } = await import('./reload.ts');
       await runReload(commandLine.config);

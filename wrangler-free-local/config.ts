@@ -26,6 +26,9 @@ export const optionSources = {
   maxBody: { flag: '--max-body', env: 'HAYSTACK_MAX_BODY' },
   fsync: { flag: '--fsync', env: 'HAYSTACK_FSYNC' },
   volumeSize: { flag: '--volume-size', env: 'HAYSTACK_VOLUME_SIZE' },
+  requireCookie: { flag: '--require-cookie', env: 'HAYSTACK_REQUIRE_COOKIE' },
+  readOnly: { flag: '--read-only', env: 'HAYSTACK_READ_ONLY' },
+  adminToken: { flag: '--admin-token', env: 'HAYSTACK_ADMIN_TOKEN' },
 } as const;
 
 type OptionName = keyof typeof optionSources;
@@ -42,6 +45,19 @@ export function parseSize(text: string): number {
 }
 
 const got = (issue: { input: unknown }) => `got ${JSON.stringify(issue.input)}`;
+
+/** A switch: the flag alone means on; its variable says 1, true, 0 or false. */
+const onOff = v.optional(
+  v.pipe(
+    v.string(),
+    v.regex(/^(?:1|0|true|false)$/i, (issue) => `must be 1, true, 0 or false, ${got(issue)}`),
+    v.transform((text) => text === '1' || text.toLowerCase() === 'true'),
+  ),
+  'false',
+);
+
+/** Long enough not to be guessed over the network; never echoed back in an error. */
+const ADMIN_TOKEN_RULE = 'must be at least 16 visible ASCII characters, without spaces';
 
 export const configSchema = v.object({
   data: v.optional(v.pipe(v.string(), v.nonEmpty('must name a directory, got ""')), defaults.data),
@@ -92,11 +108,20 @@ export const configSchema = v.object({
     ),
     String(defaults.volumeSize),
   ),
+  requireCookie: onOff,
+  readOnly: onOff,
+  adminToken: v.optional(
+    v.pipe(
+      v.string(),
+      v.regex(/^[\x21-\x7e]*$/, ADMIN_TOKEN_RULE),
+      v.minLength(16, ADMIN_TOKEN_RULE),
+    ),
+  ),
 });
 
 export type Config = v.InferOutput<typeof configSchema>;
 
-export const commands = ['start', 'reload', 'help'] as const;
+export const commands = ['start', 'reload', 'verify', 'compact', 'help'] as const;
 export type Command = (typeof commands)[number];
 
 export type CommandLine =
@@ -122,7 +147,12 @@ export function parseCommandLine(
   const [command, ...extra] = positionals;
   if (values.help || command === 'help') return { action: 'help' };
   if (command === undefined) return { action: 'usage-error', message: 'no command given' };
-  if (command !== 'start' && command !== 'reload') {
+  if (
+    command !== 'start' &&
+    command !== 'reload' &&
+    command !== 'verify' &&
+    command !== 'compact'
+  ) {
     return { action: 'usage-error', message: `unknown command ${JSON.stringify(command)}` };
   }
   if (extra.length > 0) {
@@ -136,6 +166,9 @@ export function parseCommandLine(
     maxBody: values['max-body'],
     fsync: values.fsync,
     volumeSize: values['volume-size'],
+    requireCookie: values['require-cookie'] ? 'true' : undefined,
+    readOnly: values['read-only'] ? 'true' : undefined,
+    adminToken: values['admin-token'],
   };
   const input: Partial<Record<OptionName, string>> = {};
   const from: Partial<Record<OptionName, string>> = {};
@@ -178,6 +211,9 @@ function tokenize(argv: readonly string[]) {
       'max-body': { type: 'string' },
       fsync: { type: 'string' },
       'volume-size': { type: 'string' },
+      'require-cookie': { type: 'boolean' },
+      'read-only': { type: 'boolean' },
+      'admin-token': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });

@@ -9,6 +9,10 @@ Commands:
   start     Serve the store over HTTP until Ctrl+C or SIGTERM.
   reload    Rebuild every index file (.idx) from the volume files (.dat), with progress on a
             terminal and a summary at the end. The server must be stopped.
+  verify    Read every needle, check every checksum and compare the index files with the
+            volumes; change nothing (the server may be running). Exit 1 on problems.
+  compact   Rewrite every volume without its deleted and replaced needles. The server must
+            be stopped (a running one compacts online: POST /admin/compact).
   help      Show this text (also -h, --help).
 
 Options (each also from the environment; a flag wins over its variable):
@@ -33,6 +37,19 @@ Options (each also from the environment; a flag wins over its variable):
   --volume-size B   Size at which a new volume file is started     HAYSTACK_VOLUME_SIZE
                     (1.dat, 2.dat, ...); suffixes as --max-body. From 1M to 32G.
                     Default 4G
+  --read-only       Serve reads only: POST, PUT and DELETE       HAYSTACK_READ_ONLY
+                    answer 403 read_only. The server still owns the data directory.
+  --require-cookie  Only /file/{key},{cookie} names a file: a    HAYSTACK_REQUIRE_COOKIE
+                    bare /file/{key} answers 404, as a missing file would. Uploads
+                    answer the id as "fid" and in Location. Recommended wherever
+                    strangers can reach the server: keys are easy to guess, cookies
+                    are not.
+  --admin-token T   Turns on POST /admin/compact and             HAYSTACK_ADMIN_TOKEN
+                    POST /admin/volumes/{id}/readonly, which then need the header
+                    "Authorization: Bearer T". At least 16 visible characters. Prefer
+                    the variable: flags show in ps to every user of the machine.
+                    Default: off (no /admin routes at all)
+  (The variables of --read-only and --require-cookie take 1, true, 0 or false.)
 
 Stopping: Ctrl+C or SIGTERM stops taking connections, lets requests in flight finish (for up
 to ${DRAIN_GRACE_MS / 1000} s), then syncs and closes the store. A second signal exits at once.
@@ -43,5 +60,6 @@ server), 2 bad command line.
 Examples:
   npm start -- --data /srv/haystack --port 8080
   HAYSTACK_DATA=/srv/haystack HAYSTACK_PORT=0 npx haystack start
+  HAYSTACK_ADMIN_TOKEN=$(openssl rand -hex 24) npx haystack start --require-cookie
   npm run reload -- --data /srv/haystack
 `;

@@ -5,6 +5,13 @@ export {
   rebuildIndexes,
 } from './rebuild.ts';
 export {
+  type VerifyNote,
+  type VerifyProblem,
+  type VerifyProgress,
+  type VerifyReport,
+  verifyDataDir,
+} from './verify.ts';
+export {
   type FsyncMode,
   openVolumeStore,
   VolumeStore,
