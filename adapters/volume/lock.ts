@@ -35,10 +35,11 @@ export async function lockDirectory(dir: string): Promise<DirectoryLock> {
         },
       };
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
     const owner = Number.parseInt(await readFile(path, 'latin1').catch(() => ''), 10);
-    if (Number.isInteger(owner) && owner !== process.pid && isAlive(owner)) {
+    // A second EEXIST means another process took the stale lock between our two tries.
+    if (attempt > 0 || (Number.isInteger(owner) && owner !== process.pid && isAlive(owner))) {
       throw locked(path, owner);
     }
     await unlink(path).catch(() => {}); // stale: its owner is gone
