@@ -46,7 +46,7 @@ function locationFor(c: Context<AppEnv>, info: FileInfo, replacing: boolean): st
 /** POST /file */
 export const createFile = factory.createHandlers(async (c) => {
   const info = await c.var.store.put(uploadInput(c));
-  return c.json(storedFileJson(info), 201, { Location: locationFor(c, info, false) });
+  return jsonResponse(storedFileJson(info), 201, { Location: locationFor(c, info, false) });
 });
 
 /**
@@ -96,7 +96,7 @@ export const readFile = factory.createHandlers(fileIdParam, async (c) => {
 export const replaceFile = factory.createHandlers(fileIdParam, async (c) => {
   const { key, cookie } = c.req.valid('param');
   const info = await c.var.store.replace(key, uploadInput(c), cookie);
-  return c.json(storedFileJson(info), 200, { Location: locationFor(c, info, true) });
+  return jsonResponse(storedFileJson(info), 200, { Location: locationFor(c, info, true) });
 });
 
 /** DELETE /file/{key} */
@@ -117,4 +117,12 @@ function plainResponse(
   headers: Record<string, string>,
 ): Response {
   return new Response(body, { status, headers });
+}
+
+/** `c.json` with a header, kept on the plain-headers path (see plainResponse): every write. */
+function jsonResponse(json: unknown, status: number, headers: Record<string, string>): Response {
+  return new Response(JSON.stringify(json), {
+    status,
+    headers: { 'Content-Type': 'application/json', ...headers },
+  });
 }
