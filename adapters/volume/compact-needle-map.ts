@@ -16,7 +16,8 @@ import type { NeedleLocation, NeedleMap } from './needle-map.ts';
  * (a few typed-array stores). A key published out of order (a write that reserved its key earlier
  * but finished later) is inserted in place: the slots after it in its chunk shift by one, which is
  * cheap because such keys land near the tail; a full chunk first gives its last slot to the next
- * chunk and only splits when that one is full too. No operation costs more than one chunk's bytes.
+ * chunk and only splits when that one is full too (the last chunk splits at the key, so late keys
+ * at the tail leave every chunk but the last full). No operation costs more than one chunk's bytes.
  */
 const UNIT = NEEDLE_ALIGNMENT;
 const TWO_32 = 2 ** 32;
@@ -161,6 +162,8 @@ export class CompactNeedleMap implements NeedleMap {
   }
 
   get(key: number): NeedleLocation | undefined {
+    // Not a key (NaN, fractions, infinities) would confuse the searches, which compare numbers.
+    if (!Number.isSafeInteger(key)) return undefined;
     const index = this.#chunkFor(key);
     if (index < 0) return undefined;
     const chunk = this.#chunks[index] as Chunk;
@@ -236,6 +239,7 @@ export class CompactNeedleMap implements NeedleMap {
   }
 
   delete(key: number): boolean {
+    if (!Number.isSafeInteger(key)) return false;
     const index = this.#chunkFor(key);
     if (index < 0) return false;
     const chunk = this.#chunks[index] as Chunk;
@@ -389,16 +393,18 @@ export class CompactNeedleMap implements NeedleMap {
         );
         chunk.count--;
       } else {
-        // Split: the upper half becomes a new chunk after this one.
-        const half = chunk.count >>> 1;
-        const upper = new Chunk(chunk.base + (chunk.deltas[half] as number), this.#capacity);
-        upper.takeFrom(chunk, half, chunk.count);
-        chunk.count = half;
+        // Split. The last chunk splits where the key goes: it stays full and the slots above
+        // start the new last chunk, which appends fill (a late key at the tail wastes nothing).
+        // Another chunk splits in half, leaving room on both sides for more late keys.
+        const split = index === this.#chunks.length - 1 ? at : chunk.count >>> 1;
+        const upper = new Chunk(chunk.base + (chunk.deltas[split] as number), this.#capacity);
+        upper.takeFrom(chunk, split, chunk.count);
+        chunk.count = split;
         this.#chunks.splice(index + 1, 0, upper);
         this.#bases.splice(index + 1, 0, upper.base);
         if (key >= upper.base) {
           chunk = upper;
-          at -= half;
+          at -= split;
         }
       }
     }

@@ -159,14 +159,3 @@ async function writeIndex(path: string, nonce: Buffer, entries: IndexEntry[]): P
     await handle.close();
   }
 }
-
-/** Leftovers of a compaction cut short by a crash: the old volume is still the one in use. */
-export async function removeCompactionLeftovers(
-  dir: string,
-  ids: readonly number[],
-): Promise<void> {
-  for (const id of ids) {
-    await rm(`${volumePath(dir, id)}.compact`, { force: true });
-    await rm(`${indexPath(dir, id)}.compact`, { force: true });
-  }
-}

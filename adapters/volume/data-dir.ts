@@ -1,4 +1,4 @@
-import { mkdir, readdir, stat } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
 /** Volume N lives in `N.dat`, its index in `N.idx`. */
@@ -48,3 +48,35 @@ async function ensureDirectory(dir: string): Promise<void> {
     if (err.code !== 'EEXIST') throw err;
   });
 }
+
+/**
+ * Removes what a crash can leave half-made: a volume being created (`N.dat.new`) and a
+ * compaction's copy (`N.dat.compact`, `N.idx.compact`). The volumes in use never depend on them.
+ */
+export async function removeLeftovers(dir: string): Promise<string[]> {
+  const removed: string[] = [];
+  for (const name of await readdir(dir)) {
+    if (/^[1-9][0-9]{0,8}\.(dat\.new|dat\.compact|idx\.compact)$/.test(name)) {
+      await rm(join(dir, name), { force: true });
+      removed.push(name);
+    }
+  }
+  return removed;
+}
+
+/**
+ * The newest volume, if it is shorter than a superblock: a creation that a crash cut short (by
+ * an older version, which created volumes in place). It holds nothing and can be dropped.
+ */
+export async function unfinishedVolume(
+  dir: string,
+  ids: readonly number[],
+): Promise<number | undefined> {
+  const last = ids.at(-1);
+  if (last === undefined) return undefined;
+  const { size } = await stat(volumePath(dir, last));
+  return size < UNFINISHED_BELOW ? last : undefined;
+}
+
+/** The volume superblock's size (volume-file.ts): a shorter file never held a needle. */
+const UNFINISHED_BELOW = 32;

@@ -81,7 +81,9 @@ export async function loadIndex(path: string, nonce: Buffer): Promise<Buffer | u
 export class IndexWriter {
   readonly #handle: FileHandle;
   #position: number;
-  #queue: Promise<void> = Promise.resolve();
+  /** Entries not yet written, in order; kept across failures so a later write can catch up. */
+  #pending: Buffer[] = [];
+  #writing: Promise<void> | undefined;
   #failure: unknown;
 
   private constructor(handle: FileHandle, position: number) {
@@ -116,37 +118,60 @@ export class IndexWriter {
 
   /** Queues entries; they are written after everything appended before them. */
   append(entries: Buffer): void {
-    this.#queue = this.#queue.then(async () => {
-      if (this.#failure !== undefined) return;
-      try {
-        let written = 0;
-        while (written < entries.byteLength) {
-          const rest = entries.subarray(written);
-          const { bytesWritten } = await this.#handle.write(
-            rest,
-            0,
-            rest.byteLength,
-            this.#position,
-          );
-          written += bytesWritten;
-          this.#position += bytesWritten;
-        }
-      } catch (err) {
-        // The volume stays the truth: a failed index write only means a longer scan at start-up.
-        this.#failure = err;
-      }
-    });
+    this.#pending.push(entries);
+    void this.#write();
   }
 
-  /** Waits for queued entries, then makes the index durable. */
+  /**
+   * Writes what is pending, one write at a time, at the end of what is written. A failed write
+   * (disk full) keeps the unwritten rest pending and is retried by the next append or sync: the
+   * volume stays the truth, and until then start-up just scans a little more.
+   */
+  #write(): Promise<void> {
+    this.#writing ??= (async () => {
+      try {
+        while (this.#pending.length > 0) {
+          const chunk = Buffer.concat(this.#pending.splice(0));
+          let written = 0;
+          try {
+            while (written < chunk.byteLength) {
+              const { bytesWritten } = await this.#handle.write(
+                chunk,
+                written,
+                chunk.byteLength - written,
+                this.#position,
+              );
+              written += bytesWritten;
+              this.#position += bytesWritten;
+            }
+          } catch (err) {
+            this.#pending.unshift(chunk.subarray(written)); // ahead of entries queued since
+            throw err;
+          }
+        }
+        this.#failure = undefined;
+      } catch (err) {
+        this.#failure = err;
+      } finally {
+        this.#writing = undefined;
+      }
+    })();
+    return this.#writing;
+  }
+
+  /** Writes what is pending and makes the index durable; rejects if that is not possible now. */
   async sync(): Promise<void> {
-    await this.#queue;
+    await this.#writing;
+    await this.#write();
     if (this.#failure !== undefined) throw this.#failure;
     await this.#handle.sync();
   }
 
+  /** Writes what it can; an index left behind only means a longer scan at the next start. */
   async close(): Promise<void> {
-    await this.#queue;
+    await this.#writing;
+    await this.#write();
+    await this.#handle.sync().catch(() => {});
     await this.#handle.close();
   }
 }

@@ -1,6 +1,6 @@
 import { open, rename } from 'node:fs/promises';
 import { CompactNeedleMap } from './compact-needle-map.ts';
-import { indexPath, listVolumes, volumePath } from './data-dir.ts';
+import { indexPath, listVolumes, unfinishedVolume, volumePath } from './data-dir.ts';
 import { syncDirectory } from './fs-util.ts';
 import { INDEX_ENTRY_SIZE, indexHeader, writeEntry } from './index-file.ts';
 import { LiveSet } from './load.ts';
@@ -52,6 +52,12 @@ export async function rebuildIndexes(options: {
   const started = performance.now();
   const ids = await listVolumes(dir);
   const lock = await lockDirectory(dir);
+  // An unfinished newest volume holds nothing; start-up removes it, reload leaves it be.
+  const unfinished = await unfinishedVolume(dir, ids).catch(async (err) => {
+    await lock.release();
+    throw err;
+  });
+  if (unfinished !== undefined) ids.pop();
   const live = new LiveSet(new CompactNeedleMap());
   const report: RebuildReport = {
     volumes: ids.length,

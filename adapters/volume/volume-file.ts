@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { readSync, writevSync } from 'node:fs';
-import { type FileHandle, open } from 'node:fs/promises';
+import { type FileHandle, link, open, unlink } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import { StoreError } from '../../storage/index.ts';
 import { syncDirectory } from './fs-util.ts';
@@ -13,6 +13,8 @@ import { syncDirectory } from './fs-util.ts';
  * nonce that ties the volume's index file to it, crc32 of the first 24 bytes, 4 zero bytes.
  */
 export const SUPERBLOCK_SIZE = 32;
+/** A volume being created; a leftover one (crash) is removed at start-up. */
+export const NEW_SUFFIX = '.new';
 const MAGIC = Buffer.from('HAYSTACK', 'latin1');
 const FORMAT_VERSION = 1;
 
@@ -36,9 +38,14 @@ export class VolumeFile {
     this.size = size;
   }
 
-  /** Creates a new, empty volume: superblock written and synced, directory entry synced. */
+  /**
+   * Creates a new, empty volume: the superblock is written and synced under a temp name, which is
+   * then linked to `path` (failing if it exists) and the directory synced. A crash leaves either
+   * no volume or a whole one, never a file too short to be a volume.
+   */
   static async create(path: string, id: number): Promise<VolumeFile> {
-    const handle = await open(path, 'wx+');
+    const temp = `${path}${NEW_SUFFIX}`;
+    const handle = await open(temp, 'w+');
     try {
       const nonce = randomBytes(8);
       const superblock = Buffer.alloc(SUPERBLOCK_SIZE);
@@ -49,10 +56,13 @@ export class VolumeFile {
       superblock.writeUInt32LE(crc32(superblock.subarray(0, 24)), 24);
       await handle.write(superblock, 0, SUPERBLOCK_SIZE, 0);
       await handle.datasync();
+      await link(temp, path);
+      await unlink(temp);
       await syncDirectory(path);
       return new VolumeFile(id, path, nonce, handle, SUPERBLOCK_SIZE);
     } catch (err) {
       await handle.close();
+      await unlink(temp).catch(() => {});
       throw err;
     }
   }

@@ -1,4 +1,4 @@
-import { access, rename, writeFile } from 'node:fs/promises';
+import { access, rename, rm, writeFile } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import {
   type BlobStore,
@@ -17,9 +17,16 @@ import {
 } from '../../storage/index.ts';
 import { fileInfo, randomCookie } from '../file-info.ts';
 import { lockBody, readBody, tooLarge } from '../read-body.ts';
-import { copyLiveNeedles, removeCompactionLeftovers } from './compact.ts';
+import { copyLiveNeedles } from './compact.ts';
 import { CompactNeedleMap } from './compact-needle-map.ts';
-import { indexPath, listVolumes, readOnlyMarkerPath, volumePath } from './data-dir.ts';
+import {
+  indexPath,
+  listVolumes,
+  readOnlyMarkerPath,
+  removeLeftovers,
+  unfinishedVolume,
+  volumePath,
+} from './data-dir.ts';
 import { syncDirectory } from './fs-util.ts';
 import { type IndexEntry, IndexWriter, MAX_VOLUME_BYTES } from './index-file.ts';
 import { LiveSet, loadVolume } from './load.ts';
@@ -127,10 +134,21 @@ export class VolumeStore implements BlobStore {
     }
     const ids = await listVolumes(dir);
     const lock = await lockDirectory(dir);
+    const unfinished = await unfinishedVolume(dir, ids).catch(async (err) => {
+      await lock.release();
+      throw err;
+    });
+    if (unfinished !== undefined) {
+      await rm(volumePath(dir, unfinished));
+      ids.pop();
+      log(
+        `volume ${unfinished}: removed an unfinished, empty volume file (a crash while creating it)`,
+      );
+    }
     const live = new LiveSet(new CompactNeedleMap());
     const volumes = new Map<number, Volume>();
     try {
-      await removeCompactionLeftovers(dir, ids);
+      for (const name of await removeLeftovers(dir)) log(`removed ${name}, left by a crash`);
       for (const id of ids) {
         const file = await VolumeFile.open(volumePath(dir, id), id);
         const { volume, report } = await loadVolume(dir, file, live);
@@ -252,7 +270,14 @@ export class VolumeStore implements BlobStore {
     this.#closing ??= (async () => {
       await Promise.allSettled(this.#inFlight);
       try {
-        if (!this.#broken) await this.#syncAll();
+        // The data must be on disk; an index that cannot be written now only lags (see
+        // IndexWriter.close), and the next start-up scans what it misses.
+        if (!this.#broken) {
+          for (const volume of this.#volumes.values())
+            await volume.flush().catch((err) => {
+              throw diskError(err);
+            });
+        }
       } finally {
         await Promise.allSettled([...this.#volumes.values()].map(closeVolume));
         await this.#lock.release();
@@ -616,9 +641,13 @@ export class VolumeStore implements BlobStore {
 
   async #syncAll(): Promise<SyncReport> {
     const started = performance.now();
-    for (const volume of this.#volumes.values()) {
-      await volume.flush();
-      await volume.index.sync();
+    try {
+      for (const volume of this.#volumes.values()) {
+        await volume.flush();
+        await volume.index.sync();
+      }
+    } catch (err) {
+      throw diskError(err);
     }
     return { volumes: this.#volumes.size, durationMs: performance.now() - started };
   }
