@@ -1,8 +1,8 @@
-import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { openVolumeStore } from '../adapters/volume/index.ts';
 import { isStoreError } from '../storage/index.ts';
 import type { Config } from './config.ts';
+import { existingDataDirProblem } from './data-dir.ts';
 import { describeError } from './errors.ts';
 
 /**
@@ -16,12 +16,8 @@ export async function runCompact(config: Config): Promise<void> {
     process.stderr.write(`haystack: cannot compact ${dir}: ${message}\n`);
     process.exitCode = 1;
   };
-  try {
-    if (!(await stat(dir)).isDirectory()) return fail('not a directory');
-  } catch (err) {
-    const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
-    return fail(missing ? 'no such directory' : describeError(err));
-  }
+  const problem = await existingDataDirProblem(dir);
+  if (problem) return fail(problem);
 
   let store: Awaited<ReturnType<typeof openVolumeStore>>;
   try {

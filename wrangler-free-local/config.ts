@@ -59,6 +59,17 @@ const onOff = v.optional(
 /** Long enough not to be guessed over the network; never echoed back in an error. */
 const ADMIN_TOKEN_RULE = 'must be at least 16 visible ASCII characters, without spaces';
 
+/** `67108864`, `64M`, `1GiB`: a size in bytes, powers of 1024. */
+const byteCount = v.pipe(
+  v.string(),
+  v.regex(
+    SIZE,
+    (issue) =>
+      `must be a byte count, optionally with a K, M or G suffix (KiB, MiB, GiB), ${got(issue)}`,
+  ),
+  v.transform(parseSize),
+);
+
 export const configSchema = v.object({
   data: v.optional(v.pipe(v.string(), v.nonEmpty('must name a directory, got ""')), defaults.data),
   port: v.optional(
@@ -79,13 +90,7 @@ export const configSchema = v.object({
   ),
   maxBody: v.optional(
     v.pipe(
-      v.string(),
-      v.regex(
-        SIZE,
-        (issue) =>
-          `must be a byte count, optionally with a K, M or G suffix (KiB, MiB, GiB), ${got(issue)}`,
-      ),
-      v.transform(parseSize),
+      byteCount,
       v.safeInteger((issue) => `is too large, ${got(issue)}`),
     ),
     String(defaults.maxBody),
@@ -96,13 +101,7 @@ export const configSchema = v.object({
   ),
   volumeSize: v.optional(
     v.pipe(
-      v.string(),
-      v.regex(
-        SIZE,
-        (issue) =>
-          `must be a byte count, optionally with a K, M or G suffix (KiB, MiB, GiB), ${got(issue)}`,
-      ),
-      v.transform(parseSize),
+      byteCount,
       v.minValue(1024 * 1024, (issue) => `must be at least 1M, ${got(issue)}`),
       v.maxValue(32 * 1024 * MiB, (issue) => `must be at most 32G, ${got(issue)}`),
     ),

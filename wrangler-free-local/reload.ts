@@ -1,4 +1,3 @@
-import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import {
   type RebuildProgress,
@@ -7,6 +6,7 @@ import {
 } from '../adapters/volume/index.ts';
 import { isStoreError } from '../storage/index.ts';
 import type { Config } from './config.ts';
+import { existingDataDirProblem } from './data-dir.ts';
 import { describeError } from './errors.ts';
 
 /** How often the progress line is rewritten, at most. */
@@ -24,13 +24,8 @@ export async function runReload(config: Config): Promise<void> {
     process.exitCode = 1;
   };
 
-  // The store would create a missing directory; a reload of nothing is a typo, not a success.
-  try {
-    if (!(await stat(dir)).isDirectory()) return fail('not a directory');
-  } catch (err) {
-    const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
-    return fail(missing ? 'no such directory' : describeError(err));
-  }
+  const problem = await existingDataDirProblem(dir);
+  if (problem) return fail(problem);
 
   const progress = process.stderr.isTTY ? progressLine(process.stderr) : undefined;
   let report: RebuildReport;
