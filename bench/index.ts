@@ -1,0 +1,355 @@
+/**
+ * `npm run bench:index [-- options]`: the in-memory needle map and start-up at Haystack scale.
+ *
+ * For each size (default 1M, 10M, 50M needles), in a fresh child process each:
+ * - map: builds the compact needle map (the store's) and a JS Map of objects (the old
+ *   MapNeedleMap, where a Map can hold the size: at most 2^24 entries), and prints the bytes of
+ *   heap + array buffers per needle after GC, the build time and the rate of random gets;
+ * - start-up: writes a data directory with one volume of N small needles (zero-byte files, by the
+ *   needle codec, in big sequential writes) and its matching `.idx`, then times
+ *   `openVolumeStore` on it, from the call until it resolves, ready to serve (and the same load
+ *   with a JS Map, where it fits). The files are in the page cache, as after a restart.
+ *
+ * Options: --sizes 1M,10M,50M   --startup-sizes (default: --sizes; `none` to skip)
+ *          --lookups 2M (random gets timed per map)   --tmpdir DIR (default: the OS temp dir)
+ *          --keep-data (keep the start-up data dirs and print how to profile their loading)
+ */
+import { randomInt } from 'node:crypto';
+import { mkdtemp, open, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { crc32 } from 'node:zlib';
+import { CompactNeedleMap } from '../adapters/volume/compact-needle-map.ts';
+import { indexPath, volumePath } from '../adapters/volume/data-dir.ts';
+import { INDEX_ENTRY_SIZE, indexHeader, writeEntry } from '../adapters/volume/index-file.ts';
+import { LiveSet, loadVolume } from '../adapters/volume/load.ts';
+import { HEADER_SIZE, NeedleKind, needleLength, writeHeader } from '../adapters/volume/needle.ts';
+import { MapNeedleMap, type NeedleMap } from '../adapters/volume/needle-map.ts';
+import { VolumeFile } from '../adapters/volume/volume-file.ts';
+import { openVolumeStore } from '../adapters/volume/volume-store.ts';
+import {
+  countLabel,
+  fmt,
+  loadLine,
+  machineLine,
+  parseArgs,
+  parseCount,
+  runChild,
+  table,
+  usedMemory,
+} from './lib.ts';
+
+const SCRIPT = fileURLToPath(import.meta.url);
+const MAP_LIMIT = 2 ** 24;
+/** A 1 KiB photo with a 10-byte content type, in volumes of the store's default 4 GiB. */
+const PHOTO_NEEDLE = needleLength(10, 1024);
+const VOLUME_BYTES = 4 * 2 ** 30;
+const PER_VOLUME = Math.floor((VOLUME_BYTES - 32) / PHOTO_NEEDLE);
+/** Every this many keys, two neighbours are set in reverse order (writes published late). */
+const OUT_OF_ORDER_EVERY = 64;
+
+type MapKind = 'compact' | 'map';
+
+interface MapJob {
+  type: 'map';
+  kind: MapKind;
+  count: number;
+  lookups: number;
+}
+
+interface MapResult {
+  bytesPerNeedle: number;
+  buildMs: number;
+  lookupsPerSecond: number;
+}
+
+interface StartupJob {
+  type: 'startup';
+  kind: MapKind;
+  dir: string;
+  count: number;
+}
+
+interface StartupResult {
+  ms: number;
+  bytesPerNeedle: number;
+}
+
+function makeMap(kind: MapKind): NeedleMap {
+  return kind === 'compact' ? new CompactNeedleMap() : new MapNeedleMap();
+}
+
+function locationOf(key: number) {
+  const index = key - 1;
+  return {
+    volume: 1 + Math.floor(index / PER_VOLUME),
+    offset: 32 + (index % PER_VOLUME) * PHOTO_NEEDLE,
+    length: PHOTO_NEEDLE,
+  };
+}
+
+async function mapJob(job: MapJob): Promise<MapResult> {
+  const keys = new Float64Array(job.lookups);
+  for (let i = 0; i < keys.length; i++) keys[i] = 1 + randomInt(job.count);
+  const before = usedMemory();
+  const started = performance.now();
+  const map = makeMap(job.kind);
+  for (let key = 1; key <= job.count; key++) {
+    if (key % OUT_OF_ORDER_EVERY === 0 && key < job.count) {
+      map.set(key + 1, locationOf(key + 1));
+      map.set(key, locationOf(key));
+      key++;
+    } else {
+      map.set(key, locationOf(key));
+    }
+  }
+  const buildMs = performance.now() - started;
+  const bytes = usedMemory() - before;
+  if (map.size !== job.count) throw new Error(`built ${map.size} of ${job.count}`);
+
+  const lookupStart = performance.now();
+  let found = 0;
+  for (let i = 0; i < keys.length; i++) {
+    const location = map.get(keys[i] as number);
+    if (location) found += location.length;
+  }
+  const lookupMs = performance.now() - lookupStart;
+  if (found !== keys.length * PHOTO_NEEDLE) throw new Error('a lookup missed');
+  return {
+    bytesPerNeedle: bytes / job.count,
+    buildMs,
+    lookupsPerSecond: keys.length / (lookupMs / 1000),
+  };
+}
+
+async function startupJob(job: StartupJob): Promise<StartupResult> {
+  const before = usedMemory();
+  let ms: number;
+  if (job.kind === 'compact') {
+    const started = performance.now();
+    const store = await openVolumeStore({ dir: job.dir });
+    ms = performance.now() - started;
+    const status = await store.status();
+    if (status.liveNeedles !== job.count) {
+      throw new Error(`the store sees ${status.liveNeedles} live needles, not ${job.count}`);
+    }
+    for (let i = 0; i < 1000; i++) {
+      const { info } = await store.get(1 + randomInt(job.count));
+      if (info.size !== 0) throw new Error('read the wrong needle');
+    }
+    const bytes = usedMemory() - before;
+    await store.close();
+    return { ms, bytesPerNeedle: bytes / job.count };
+  }
+  // The JS Map alternative, by the same loading code the store uses (without the store around).
+  const started = performance.now();
+  const file = await VolumeFile.open(volumePath(job.dir, 1), 1);
+  const live = new LiveSet(new MapNeedleMap());
+  const { volume } = await loadVolume(job.dir, file, live);
+  ms = performance.now() - started;
+  const bytes = usedMemory() - before;
+  if (live.map.size !== job.count) throw new Error(`loaded ${live.map.size} of ${job.count}`);
+  await volume.index.close();
+  await file.close();
+  return { ms, bytesPerNeedle: bytes / job.count };
+}
+
+/**
+ * A data directory with volume 1 holding `count` zero-byte files of type image/jpeg (keys 1 to
+ * count, 48 bytes each) and the index describing all of them.
+ */
+async function writeDataDir(dir: string, count: number): Promise<void> {
+  const created = await VolumeFile.create(volumePath(dir, 1), 1);
+  const nonce = created.nonce;
+  await created.close();
+  const contentType = 'image/jpeg';
+  const length = needleLength(contentType.length, 0);
+  const perBlock = 65536;
+  const volume = await open(volumePath(dir, 1), 'r+');
+  const index = await open(indexPath(dir, 1), 'w');
+  try {
+    await index.write(indexHeader(nonce), 0, undefined, 0);
+    const needles = Buffer.alloc(perBlock * length);
+    const entries = Buffer.alloc(perBlock * INDEX_ENTRY_SIZE);
+    let offset = 32;
+    let indexAt = indexHeader(nonce).byteLength;
+    for (let first = 1; first <= count; first += perBlock) {
+      const n = Math.min(perBlock, count - first + 1);
+      for (let i = 0; i < n; i++) {
+        const at = i * length;
+        const key = first + i;
+        writeHeader(needles, at, {
+          kind: NeedleKind.file,
+          key,
+          cookie: key % 2 ** 32,
+          contentTypeLength: contentType.length,
+          dataSize: 0,
+        });
+        needles.write(contentType, at + HEADER_SIZE, 'latin1');
+        const end = at + HEADER_SIZE + contentType.length;
+        needles.writeUInt32LE(crc32(needles.subarray(at, end)), end);
+        writeEntry(entries, i * INDEX_ENTRY_SIZE, { key, offset: offset + at, length });
+      }
+      await volume.write(needles, 0, n * length, offset);
+      await index.write(entries, 0, n * INDEX_ENTRY_SIZE, indexAt);
+      offset += n * length;
+      indexAt += n * INDEX_ENTRY_SIZE;
+    }
+    await volume.sync();
+    await index.sync();
+  } finally {
+    await volume.close();
+    await index.close();
+  }
+}
+
+function progress(what: string): void {
+  process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${what}\n`);
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const child = args.get('child');
+  if (typeof child === 'string') {
+    const job = JSON.parse(child) as MapJob | StartupJob;
+    const result = job.type === 'map' ? await mapJob(job) : await startupJob(job);
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    return;
+  }
+
+  const sizes = String(args.get('sizes') ?? '1M,10M,50M')
+    .split(',')
+    .map(parseCount);
+  const startupArg = args.get('startup-sizes');
+  const startupSizes =
+    startupArg === false || startupArg === 'none'
+      ? []
+      : typeof startupArg === 'string'
+        ? startupArg.split(',').map(parseCount)
+        : sizes;
+  const lookups = parseCount(String(args.get('lookups') ?? '2M'));
+  const tmp = String(args.get('tmpdir') ?? os.tmpdir());
+  const keepData = args.get('keep-data') === true;
+
+  console.log(`bench:index  ${new Date().toISOString()}`);
+  console.log(machineLine());
+  console.log(
+    `needles: keys 1..N (every ${OUT_OF_ORDER_EVERY}th pair set in reverse order), 1 KiB photos ` +
+      `(${PHOTO_NEEDLE}-byte needles) in 4 GiB volumes; ${countLabel(lookups)} random gets; ` +
+      'memory = heap used + array buffers after GC, minus before',
+  );
+  console.log('');
+
+  const mapRows: string[][] = [
+    [
+      'needles',
+      'map',
+      'bytes/needle',
+      'build s',
+      'build M sets/s',
+      'gets M/s',
+      'vs Map: bytes',
+      'gets',
+    ],
+  ];
+  for (const count of sizes) {
+    progress(`map, ${countLabel(count)} needles`);
+    const compact = await runChild<MapResult>(SCRIPT, {
+      type: 'map',
+      kind: 'compact',
+      count,
+      lookups,
+    } satisfies MapJob);
+    const map =
+      count <= MAP_LIMIT
+        ? await runChild<MapResult>(
+            SCRIPT,
+            { type: 'map', kind: 'map', count, lookups } satisfies MapJob,
+            ['--max-old-space-size=16384'],
+          )
+        : undefined;
+    const row = (name: string, r: MapResult, vs: string[]) => [
+      countLabel(count),
+      name,
+      fmt(r.bytesPerNeedle, 1),
+      fmt(r.buildMs / 1000, 2),
+      fmt(count / r.buildMs / 1000, 1),
+      fmt(r.lookupsPerSecond / 1e6, 2),
+      ...vs,
+    ];
+    mapRows.push(
+      row(
+        'compact',
+        compact,
+        map
+          ? [
+              `${fmt(compact.bytesPerNeedle / map.bytesPerNeedle, 2)}x`,
+              `${fmt(compact.lookupsPerSecond / map.lookupsPerSecond, 2)}x`,
+            ]
+          : ['', ''],
+      ),
+    );
+    if (map) mapRows.push(row('JS Map', map, ['', '']));
+    else mapRows.push([countLabel(count), 'JS Map', 'cannot', '', '', '', '', '']);
+  }
+  console.log(table(mapRows));
+  if (sizes.some((count) => count > MAP_LIMIT)) {
+    console.log('cannot: a JS Map holds at most 2^24 (16,777,216) entries');
+  }
+  console.log('');
+
+  if (startupSizes.length > 0) {
+    const rows: string[][] = [
+      ['needles', '.idx MiB', 'write s', 'store open s', 'bytes/needle', 'with a JS Map s'],
+    ];
+    for (const count of startupSizes) {
+      const dir = await mkdtemp(path.join(tmp, 'haystack-bench-index-'));
+      try {
+        progress(`start-up, ${countLabel(count)} needles: writing the data dir`);
+        const writeStart = performance.now();
+        await writeDataDir(dir, count);
+        const writeS = (performance.now() - writeStart) / 1000;
+        const store = await runChild<StartupResult>(SCRIPT, {
+          type: 'startup',
+          kind: 'compact',
+          dir,
+          count,
+        } satisfies StartupJob);
+        const map =
+          count <= MAP_LIMIT
+            ? await runChild<StartupResult>(
+                SCRIPT,
+                { type: 'startup', kind: 'map', dir, count } satisfies StartupJob,
+                ['--max-old-space-size=16384'],
+              )
+            : undefined;
+        rows.push([
+          countLabel(count),
+          fmt((count * INDEX_ENTRY_SIZE) / 2 ** 20, 0),
+          fmt(writeS, 1),
+          fmt(store.ms / 1000, 2),
+          fmt(store.bytesPerNeedle, 1),
+          map ? fmt(map.ms / 1000, 2) : 'cannot',
+        ]);
+      } finally {
+        if (keepData) {
+          const job = JSON.stringify({ type: 'startup', kind: 'compact', dir, count });
+          console.error(`kept ${dir}; to profile its start-up:`);
+          console.error(
+            `  node --expose-gc --cpu-prof --import tsx bench/index.ts --child '${job}'`,
+          );
+        } else await rm(dir, { recursive: true, force: true });
+      }
+    }
+    console.log(
+      'start-up: openVolumeStore on a data dir whose .idx covers N needles (page cache warm), ' +
+        'from the call until it resolves; bytes/needle of the open store after GC',
+    );
+    console.log(table(rows));
+    console.log('');
+  }
+  console.log(loadLine());
+}
+
+await main();

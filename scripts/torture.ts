@@ -1,0 +1,96 @@
+import { randomInt } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { failed, formatResult, runTorture, type TortureMode } from './torture/harness.ts';
+import { CliProcess } from './torture/server.ts';
+
+/**
+ * `npm run torture -- --cycles N [--mode kill|lost-cache|mixed] [--seed S] [--fsync always|never]
+ * [--clients N] [--max-size BYTES] [--volume-size SIZE] [--data DIR] [--quiet]`
+ *
+ * Crash loop: see torture/harness.ts. Prints the seed first (run again with --seed to repeat the
+ * same choices), a line per cycle, then `cycles, acknowledged writes, lost, wrong bytes, duplicate
+ * keys`. Exits 1 on any loss or broken expectation, 2 on a bad command line.
+ */
+const usage = `Usage: npm run torture -- --cycles N [--mode kill|lost-cache|mixed] [--seed S]
+       [--fsync always|never] [--clients N] [--max-size BYTES] [--volume-size SIZE] [--data DIR] [--quiet]
+`;
+
+function fail(message: string): never {
+  process.stderr.write(`torture: ${message}\n\n${usage}`);
+  process.exit(2);
+}
+
+function integer(text: string | undefined, name: string, fallback: number, min = 0): number {
+  if (text === undefined) return fallback;
+  if (!/^[0-9]{1,10}$/.test(text) || Number(text) < min) {
+    fail(`--${name} must be an integer of at least ${min}, got ${JSON.stringify(text)}`);
+  }
+  return Number(text);
+}
+
+let values: ReturnType<typeof parse>['values'];
+function parse() {
+  return parseArgs({
+    args: process.argv.slice(2),
+    strict: true,
+    options: {
+      cycles: { type: 'string' },
+      mode: { type: 'string' },
+      seed: { type: 'string' },
+      fsync: { type: 'string' },
+      clients: { type: 'string' },
+      'max-size': { type: 'string' },
+      'volume-size': { type: 'string' },
+      data: { type: 'string' },
+      quiet: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+}
+try {
+  values = parse().values;
+} catch (err) {
+  fail((err as Error).message);
+}
+if (values.help) {
+  process.stdout.write(usage);
+  process.exit(0);
+}
+
+const mode = (values.mode ?? 'mixed') as TortureMode;
+if (!['kill', 'lost-cache', 'mixed'].includes(mode)) fail(`unknown --mode ${values.mode}`);
+const fsync = values.fsync ?? 'always';
+if (fsync !== 'always' && fsync !== 'never') fail(`--fsync must be always or never`);
+if (fsync === 'never' && mode !== 'kill') {
+  fail('--fsync never only with --mode kill: a lost page cache loses what was never synced');
+}
+const cycles = integer(values.cycles, 'cycles', 10, 1);
+const seed = integer(values.seed, 'seed', randomInt(2 ** 31));
+const log = values.quiet ? () => {} : (line: string) => process.stdout.write(`${line}\n`);
+
+// Ctrl+C: no server child may outlive the harness.
+process.once('SIGINT', () => {
+  void CliProcess.killAll().then(() => process.exit(130));
+});
+
+process.stdout.write(
+  `torture: seed ${seed}, mode ${mode}, ${cycles} cycles, --fsync ${fsync} (repeat with --seed ${seed})\n`,
+);
+const result = await runTorture({
+  cycles,
+  mode,
+  seed,
+  fsync,
+  clients: integer(values.clients, 'clients', 4, 1),
+  maxFileSize: integer(values['max-size'], 'max-size', 1024 * 1024),
+  ...(values['volume-size'] ? { volumeSize: values['volume-size'] } : {}),
+  ...(values.data ? { dir: values.data } : {}),
+  keepOnFailure: true,
+  log,
+});
+if (result.failures.length > 0) {
+  process.stdout.write(`failures (first ${result.failures.length}):\n`);
+  for (const line of result.failures) process.stdout.write(`  ${line}\n`);
+}
+process.stdout.write(`${formatResult(result)}\n`);
+process.exitCode = failed(result) ? 1 : 0;

@@ -1,0 +1,770 @@
+import { createHash } from 'node:crypto';
+import { mkdtemp, readdir, rm, stat, truncate, unlink } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { volumeIds } from '../../adapters/volume/data-dir.ts';
+import { verifyDataDir } from '../../adapters/volume/index.ts';
+import { NeedleKind, needleLength, TOMBSTONE_LENGTH } from '../../adapters/volume/needle.ts';
+import { scanVolume } from '../../adapters/volume/scan.ts';
+import { SUPERBLOCK_SIZE, VolumeFile } from '../../adapters/volume/volume-file.ts';
+import { Random } from './random.ts';
+import { CliProcess, runCli, ServerProcess } from './server.ts';
+
+/**
+ * The crash-loop harness. Each cycle: several clients POST, PUT and DELETE random files against a
+ * server child process and record every answer; a random delay after the first acknowledged
+ * write the server is killed with SIGKILL. In `kill` cycles `verify` must then find no problem in
+ * what the kill left. In `lost-cache` cycles the machine crash is simulated on top (each volume
+ * cut to a random length between the end of its last acknowledged needle and its length, the
+ * index files cut or dropped). Then the index files are sometimes dropped or rebuilt with
+ * `reload`; the server is started again and everything the clients were told is checked:
+ *
+ * - every acknowledged live key reads back byte-exact (SHA-256) with its content type;
+ * - every acknowledged delete and replace is still gone (404);
+ * - no key was handed out twice, and the next key is above every acknowledged one;
+ * - writes that got no answer are either there whole (a key that reads back exactly what was sent)
+ *   or absent, never partial; keys they touched read back their old content or 404;
+ * - GET /status counts exactly the files the clients know of.
+ *
+ * At the end the server is stopped gracefully and `verify` must find no problem.
+ */
+export type TortureMode = 'kill' | 'lost-cache' | 'mixed';
+
+export interface TortureOptions {
+  cycles: number;
+  mode: TortureMode;
+  seed: number;
+  /** The server's --fsync; `lost-cache` needs `always` (it assumes acknowledged = on disk). */
+  fsync?: 'always' | 'never';
+  /** Concurrent clients during each cycle. Default 4. */
+  clients?: number;
+  /** Largest file sent, in bytes. Default 1 MiB. */
+  maxFileSize?: number;
+  /**
+   * The kill comes this many milliseconds (random in the range) after the cycle's first
+   * acknowledged write. Default 0 to 400.
+   */
+  killDelayMs?: readonly [number, number];
+  /** The server's --volume-size (small volumes exercise the roll-over); default the server's. */
+  volumeSize?: string;
+  /** Data directory; default a fresh temp dir, removed at the end. */
+  dir?: string;
+  /** Keep the temp dir when something failed, to look at it (its path is logged). */
+  keepOnFailure?: boolean;
+  /** One line per cycle and per finding. */
+  log?: (line: string) => void;
+}
+
+export interface TortureResult {
+  seed: number;
+  cycles: number;
+  /** Writes (POST, PUT, DELETE) the server acknowledged. */
+  acknowledged: number;
+  /** Acknowledged live files that did not read back (404, 5xx, or unreadable). */
+  lost: number;
+  /** Reads that answered other bytes or another content type than stored (or a partial write). */
+  wrongBytes: number;
+  /** Keys handed out twice in acknowledged answers. */
+  duplicateKeys: number;
+  /** Acknowledged deletes and replaces whose old key came back. */
+  resurrected: number;
+  /** Answers other than the expected 2xx during the writes, and other broken expectations. */
+  otherFailures: number;
+  /** Writes that got no answer because of the kill, and what became of them. */
+  unacknowledged: { landedWhole: number; absent: number };
+  /** Replaces that got no answer and left the new key live without retiring the old one. */
+  halfReplaces: number;
+  /**
+   * Keys that an unanswered write had, that a restarted server served, that a later lost-cache
+   * cut removed (never synced), and that the store then handed out again. Not a loss (nothing was
+   * acknowledged), but a reader could see two contents under one key: start-up does not sync
+   * what its scan found before serving it.
+   */
+  reissuedKeys: number;
+  /** Bytes cut off volumes in lost-cache cycles, in total. */
+  bytesCut: number;
+  /** The first failures, in words, with their cycle. */
+  failures: string[];
+  durationMs: number;
+}
+
+export function failed(result: TortureResult): boolean {
+  return (
+    result.lost +
+      result.wrongBytes +
+      result.duplicateKeys +
+      result.resurrected +
+      result.otherFailures >
+    0
+  );
+}
+
+export function formatResult(result: TortureResult): string {
+  const r = result;
+  return [
+    `cycles ${r.cycles}, acknowledged writes ${r.acknowledged}, lost ${r.lost}, wrong bytes ${r.wrongBytes}, duplicate keys ${r.duplicateKeys}`,
+    `  resurrected ${r.resurrected}, other failures ${r.otherFailures}; unacknowledged writes: ${r.unacknowledged.landedWhole} landed whole, ${r.unacknowledged.absent} absent; half-applied replaces ${r.halfReplaces}; keys of lost unanswered writes handed out again ${r.reissuedKeys}; bytes cut (lost cache) ${r.bytesCut}; ${(r.durationMs / 1000).toFixed(1)} s; seed ${r.seed}`,
+  ].join('\n');
+}
+
+/** What a client knows of a file it sent: enough to check it without keeping its bytes. */
+interface Content {
+  sha256: string;
+  size: number;
+  /** As the server must give it back. */
+  contentType: string;
+}
+
+interface PendingWrite {
+  kind: 'post' | 'put';
+  content: Content;
+  /** The key a PUT replaces. */
+  replaces?: number;
+}
+
+const CONTENT_TYPES = [
+  undefined, // none sent: application/octet-stream
+  'image/jpeg',
+  'text/plain; charset=utf-8',
+  'application/x-haystack-torture',
+  'video/mp4',
+];
+const OCTET_STREAM = 'application/octet-stream';
+const MAX_FAILURES_KEPT = 50;
+const CHECK_CONCURRENCY = 8;
+const REQUEST_TIMEOUT_MS = 30_000;
+const MAX_LIVE = 300;
+/** A cycle whose writes get no answer for this long is killed anyway (and that is reported). */
+const FIRST_ACK_CEILING_MS = 30_000;
+
+export async function runTorture(options: TortureOptions): Promise<TortureResult> {
+  const torture = new Torture(options);
+  return torture.run();
+}
+
+class Torture {
+  readonly #options: Required<Omit<TortureOptions, 'dir' | 'log' | 'volumeSize' | 'keepOnFailure'>>;
+  readonly #serverFlags: string[];
+  readonly #log: (line: string) => void;
+  readonly #dirOption: string | undefined;
+  readonly #keepOnFailure: boolean;
+  readonly #result: TortureResult;
+
+  /** Acknowledged live files. */
+  readonly #live = new Map<number, Content>();
+  /** Acknowledged deleted or replaced keys. */
+  readonly #gone = new Set<number>();
+  /**
+   * Keys whose state a crash left open: touched by a write without an answer, or written by one
+   * that landed. Each must read back its content or be absent; clients leave them alone.
+   */
+  readonly #uncertain = new Map<number, Content>();
+  /** Every key an acknowledged answer gave, to catch one given twice. */
+  readonly #issued = new Set<number>();
+  #maxIssued = 0;
+  /** Per volume, where its acknowledged needles end: a lost-cache cut never goes below. */
+  readonly #durableEnd = new Map<number, number>();
+  /** Acknowledged deletes (and writes whose answer lost its offset) not yet located on disk. */
+  readonly #unlocated: Array<{ key: number; kind: NeedleKind }> = [];
+  /** The cycle in which each unanswered write that landed was found. */
+  readonly #landedIn = new Map<number, number>();
+  /** The last cycle that simulated a lost page cache. */
+  #lastCut = 0;
+  /** Resolves the current cycle's wait for its first acknowledged write. */
+  #onAcknowledged: () => void = () => {};
+
+  constructor(options: TortureOptions) {
+    this.#options = {
+      cycles: options.cycles,
+      mode: options.mode,
+      seed: options.seed >>> 0,
+      fsync: options.fsync ?? 'always',
+      clients: options.clients ?? 4,
+      maxFileSize: options.maxFileSize ?? 1024 * 1024,
+      killDelayMs: options.killDelayMs ?? [0, 400],
+    };
+    this.#serverFlags = ['--fsync', this.#options.fsync];
+    if (options.volumeSize !== undefined)
+      this.#serverFlags.push('--volume-size', options.volumeSize);
+    if (this.#options.mode !== 'kill' && this.#options.fsync !== 'always') {
+      throw new RangeError(
+        'the lost-cache simulation assumes that acknowledged means on disk: use --fsync always',
+      );
+    }
+    this.#log = options.log ?? (() => {});
+    this.#dirOption = options.dir;
+    this.#keepOnFailure = options.keepOnFailure ?? false;
+    this.#result = {
+      seed: this.#options.seed,
+      cycles: 0,
+      acknowledged: 0,
+      lost: 0,
+      wrongBytes: 0,
+      duplicateKeys: 0,
+      resurrected: 0,
+      otherFailures: 0,
+      unacknowledged: { landedWhole: 0, absent: 0 },
+      halfReplaces: 0,
+      reissuedKeys: 0,
+      bytesCut: 0,
+      failures: [],
+      durationMs: 0,
+    };
+  }
+
+  async run(): Promise<TortureResult> {
+    const started = performance.now();
+    const dir = this.#dirOption ?? (await mkdtemp(path.join(os.tmpdir(), 'haystack-torture-')));
+    const serverFlags = this.#serverFlags;
+    let server: ServerProcess | undefined;
+    try {
+      server = await ServerProcess.start(dir, serverFlags);
+      for (let cycle = 1; cycle <= this.#options.cycles; cycle++) {
+        server = await this.#cycle(cycle, dir, server, serverFlags);
+        this.#result.cycles = cycle;
+        if (!server) break;
+      }
+      if (server) {
+        const exit = await server.stop();
+        if (exit.code !== 0) this.#fail('end', 'other', `graceful stop exited ${exit.code}`);
+        const report = await verifyDataDir({ dir });
+        for (const p of report.problems) {
+          this.#fail(
+            'end',
+            'other',
+            `verify: volume ${p.volume}, offset ${p.offset}${p.key ? `, key ${p.key}` : ''}: ${p.message}`,
+          );
+        }
+      }
+    } catch (err) {
+      this.#fail(this.#result.cycles + 1, 'other', `harness stopped: ${(err as Error).message}`);
+    } finally {
+      await CliProcess.killAll();
+      if (this.#keepOnFailure && failed(this.#result)) {
+        this.#log(`data directory kept for inspection: ${dir}`);
+      } else if (!this.#dirOption) {
+        await rm(dir, { recursive: true, force: true });
+      }
+    }
+    this.#result.durationMs = performance.now() - started;
+    return this.#result;
+  }
+
+  /** One cycle; returns the restarted server, or undefined when it could not start. */
+  async #cycle(
+    cycle: number,
+    dir: string,
+    server: ServerProcess,
+    serverFlags: readonly string[],
+  ): Promise<ServerProcess | undefined> {
+    const rng = new Random(this.#options.seed, cycle);
+    const lostCache =
+      this.#options.mode === 'lost-cache' || (this.#options.mode === 'mixed' && rng.chance(0.5));
+    const firstKey = (await this.#status(server.url)).nextKey;
+
+    // Writes, then the kill.
+    const unanswered: PendingWrite[] = [];
+    const acknowledgedBefore = this.#result.acknowledged;
+    const [low, high] = this.#options.killDelayMs;
+    const delay = rng.int(low, high);
+    // The delay runs from the first acknowledged write (or from a ceiling if none comes), so that
+    // every cycle has something to check however slow the machine is.
+    const firstAck = new Promise<void>((resolve) => {
+      this.#onAcknowledged = resolve;
+    });
+    const writes = this.#write(cycle, server.url, unanswered);
+    let ceiling: NodeJS.Timeout | undefined;
+    const acknowledged = await Promise.race([
+      firstAck.then(() => true),
+      new Promise<boolean>((resolve) => {
+        ceiling = setTimeout(() => resolve(false), FIRST_ACK_CEILING_MS);
+      }),
+    ]);
+    clearTimeout(ceiling);
+    if (!acknowledged) {
+      this.#fail(cycle, 'other', `no write acknowledged within ${FIRST_ACK_CEILING_MS} ms`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    writes.stop();
+    await server.kill();
+    await writes.done;
+
+    const steps: string[] = [`kill ${delay} ms after the first acknowledgement`];
+    if (lostCache) {
+      steps.push(...(await this.#loseCache(dir, rng)));
+      this.#lastCut = cycle;
+    } else {
+      // What kill -9 leaves (torn tails, unfinished writes, a lagging index) is no problem.
+      const report = await verifyDataDir({ dir });
+      for (const p of report.problems) {
+        this.#fail(
+          cycle,
+          'other',
+          `verify after the kill: volume ${p.volume}, offset ${p.offset}${p.key ? `, key ${p.key}` : ''}: ${p.message}`,
+        );
+      }
+      steps.push(`verify: ${report.notes.length} notes`);
+    }
+    const recovery = rng.pick(['none', 'drop-idx', 'reload'] as const);
+    if (recovery === 'drop-idx') {
+      await this.#dropIndexes(dir);
+      steps.push('index files dropped');
+    } else if (recovery === 'reload') {
+      const reload = await runCli(['reload', '--data', dir]);
+      if (reload.code !== 0) {
+        this.#fail(cycle, 'other', `reload exited ${reload.code}: ${reload.stderr}`);
+      }
+      steps.push('reload');
+    }
+
+    let restarted: ServerProcess;
+    const restarting = performance.now();
+    try {
+      restarted = await ServerProcess.start(dir, serverFlags);
+    } catch (err) {
+      this.#fail(cycle, 'other', `the server did not start again: ${(err as Error).message}`);
+      return undefined;
+    }
+    const checking = performance.now();
+    await this.#check(cycle, restarted.url, firstKey, unanswered);
+    const acked = this.#result.acknowledged - acknowledgedBefore;
+    const ms = (from: number, to = performance.now()) => Math.round(to - from);
+    this.#log(
+      `cycle ${cycle}: ${acked} acknowledged, ${unanswered.length} unanswered; ${steps.join(', ')}; ${this.#live.size} live, ${this.#gone.size} gone, ${this.#uncertain.size} uncertain (restart ${ms(restarting, checking)} ms, check ${ms(checking)} ms)`,
+    );
+    return restarted;
+  }
+
+  /** Starts the clients; `stop` makes them send nothing more, `done` settles once all are idle. */
+  #write(cycle: number, url: string, unanswered: PendingWrite[]) {
+    let stopped = false;
+    /** Live keys a client may PUT or DELETE: one client at a time per key. */
+    const pool = [...this.#live.keys()];
+    const client = async (id: number) => {
+      const rng = new Random(this.#options.seed, cycle, id + 1);
+      while (!stopped) {
+        const bias = this.#live.size > MAX_LIVE ? 0.5 : 0.2;
+        const roll = rng.next();
+        if (pool.length > 0 && roll < bias) {
+          const key = takeRandom(pool, rng);
+          await this.#delete(cycle, url, key);
+        } else if (pool.length > 0 && roll < bias + 0.25) {
+          const key = takeRandom(pool, rng);
+          await this.#upload(cycle, url, rng, key, pool, unanswered);
+        } else {
+          await this.#upload(cycle, url, rng, undefined, pool, unanswered);
+        }
+      }
+    };
+    const done = Promise.all(Array.from({ length: this.#options.clients }, (_, i) => client(i)));
+    return {
+      stop: () => {
+        stopped = true;
+      },
+      done,
+    };
+  }
+
+  async #upload(
+    cycle: number,
+    url: string,
+    rng: Random,
+    replaces: number | undefined,
+    pool: number[],
+    unanswered: PendingWrite[],
+  ): Promise<void> {
+    const bytes = rng.bytes(this.#fileSize(rng));
+    const sent = this.#contentType(rng);
+    const content: Content = {
+      sha256: sha256(bytes),
+      size: bytes.byteLength,
+      contentType: sent ?? OCTET_STREAM,
+    };
+    const isPut = replaces !== undefined;
+    let res: Response;
+    try {
+      res = await fetch(isPut ? `${url}/file/${replaces}` : `${url}/file`, {
+        method: isPut ? 'PUT' : 'POST',
+        body: bytes,
+        headers: sent === undefined ? {} : { 'content-type': sent },
+      });
+    } catch {
+      unanswered.push({ kind: isPut ? 'put' : 'post', content, ...(isPut ? { replaces } : {}) });
+      if (replaces !== undefined) this.#makeUncertain(replaces);
+      return;
+    }
+    // The status line and Location are the acknowledgement; the JSON may be cut off by the kill.
+    const json = (await res.json().catch(() => undefined)) as
+      | { key?: number; volume?: number; offset?: number; size?: number; contentType?: string }
+      | undefined;
+    const expected = isPut ? 200 : 201;
+    const key = Number(res.headers.get('location')?.split('/').pop());
+    if (res.status !== expected || !Number.isSafeInteger(key) || key < 1) {
+      this.#fail(cycle, 'other', `${isPut ? 'PUT' : 'POST'} answered ${res.status}`);
+      if (replaces !== undefined) this.#makeUncertain(replaces);
+      return;
+    }
+    this.#result.acknowledged++;
+    this.#onAcknowledged();
+    this.#acknowledgeKey(cycle, key);
+    if (json?.key !== undefined && json.key !== key) {
+      this.#fail(cycle, 'other', `answer says key ${json.key}, Location says ${key}`);
+    }
+    if (replaces !== undefined) {
+      this.#live.delete(replaces);
+      this.#gone.add(replaces);
+    }
+    this.#live.set(key, content);
+    pool.push(key);
+    if (json?.volume !== undefined && json.offset !== undefined && json.contentType !== undefined) {
+      const typeLength = Buffer.byteLength(json.contentType, 'latin1');
+      const end =
+        json.offset + needleLength(typeLength, content.size) + (isPut ? TOMBSTONE_LENGTH : 0);
+      this.#durable(json.volume, end);
+    } else {
+      this.#unlocate(key, NeedleKind.file);
+      if (replaces !== undefined) this.#unlocate(replaces, NeedleKind.tombstone);
+    }
+  }
+
+  async #delete(cycle: number, url: string, key: number): Promise<void> {
+    let res: Response;
+    try {
+      res = await fetch(`${url}/file/${key}`, { method: 'DELETE' });
+      await res.arrayBuffer().catch(() => {});
+    } catch {
+      this.#makeUncertain(key);
+      return;
+    }
+    if (res.status !== 200) {
+      this.#fail(cycle, 'other', `DELETE ${key} answered ${res.status}`);
+      this.#makeUncertain(key);
+      return;
+    }
+    this.#result.acknowledged++;
+    this.#onAcknowledged();
+    this.#live.delete(key);
+    this.#gone.add(key);
+    // The answer does not say where the tombstone is: found by a scan if a cut needs it.
+    this.#unlocate(key, NeedleKind.tombstone);
+  }
+
+  /** An acknowledged needle whose place in its volume no answer gave (only cuts need it). */
+  #unlocate(key: number, kind: NeedleKind): void {
+    if (this.#options.mode !== 'kill') this.#unlocated.push({ key, kind });
+  }
+
+  /**
+   * The machine crash: each volume is cut to a random length from the end of its last
+   * acknowledged needle (all of which is on disk with --fsync always) to its length, and each
+   * index file is cut at a random length or dropped.
+   */
+  async #loseCache(dir: string, rng: Random): Promise<string[]> {
+    const steps: string[] = [];
+    const ids = await volumeIds(dir);
+    for (const id of ids) await this.#locate(path.join(dir, `${id}.dat`), id);
+    // What no tail held lies below a floor already (or is lost, which the checks will tell).
+    this.#unlocated.length = 0;
+    for (const id of ids) {
+      const file = path.join(dir, `${id}.dat`);
+      const { size } = await stat(file);
+      const floor = Math.max(SUPERBLOCK_SIZE, this.#durableEnd.get(id) ?? SUPERBLOCK_SIZE);
+      if (size <= floor) continue;
+      const roll = rng.next();
+      const cut = roll < 0.2 ? floor : roll < 0.3 ? size : rng.int(floor, size);
+      if (cut < size) {
+        await truncate(file, cut);
+        this.#result.bytesCut += size - cut;
+        steps.push(`volume ${id} cut to ${cut} of ${size} bytes`);
+      }
+    }
+    for (const name of await readdir(dir)) {
+      if (!name.endsWith('.idx')) continue;
+      const file = path.join(dir, name);
+      const roll = rng.next();
+      if (roll < 0.4) {
+        await unlink(file);
+        steps.push(`${name} dropped`);
+      } else if (roll < 0.9) {
+        const { size } = await stat(file);
+        const cut = rng.int(0, size);
+        await truncate(file, cut);
+        steps.push(`${name} cut to ${cut} of ${size} bytes`);
+      }
+    }
+    return steps;
+  }
+
+  /**
+   * Finds acknowledged needles whose place the answers did not give (tombstones of deletes) in
+   * the part of a volume a cut may remove, and raises that volume's floor above them.
+   */
+  async #locate(file: string, id: number): Promise<void> {
+    if (this.#unlocated.length === 0) return;
+    const wanted = new Map(this.#unlocated.map((u) => [`${u.kind}:${u.key}`, u]));
+    const from = this.#durableEnd.get(id) ?? SUPERBLOCK_SIZE;
+    if ((await stat(file)).size < SUPERBLOCK_SIZE) return;
+    const volume = await VolumeFile.open(file, id, 'r');
+    try {
+      await scanVolume(
+        volume,
+        (event) => {
+          if (event.type !== 'needle') return;
+          const name = `${event.header.kind}:${event.header.key}`;
+          if (!wanted.has(name)) return;
+          wanted.delete(name);
+          this.#durable(id, event.offset + event.length);
+        },
+        { from },
+      );
+    } finally {
+      await volume.close();
+    }
+    const left = new Set(wanted.keys());
+    const kept = this.#unlocated.filter((u) => left.has(`${u.kind}:${u.key}`));
+    this.#unlocated.splice(0, this.#unlocated.length, ...kept);
+  }
+
+  async #dropIndexes(dir: string): Promise<void> {
+    for (const name of await readdir(dir)) {
+      if (name.endsWith('.idx')) await unlink(path.join(dir, name));
+    }
+  }
+
+  /** Everything the clients were told, checked against the restarted server. */
+  async #check(
+    cycle: number,
+    url: string,
+    firstKey: number,
+    unanswered: PendingWrite[],
+  ): Promise<void> {
+    const status = await this.#status(url);
+
+    await eachLimited([...this.#live], CHECK_CONCURRENCY, async ([key, content]) => {
+      const read = await this.#read(url, key);
+      if (read.status !== 200) {
+        this.#fail(cycle, 'lost', `acknowledged key ${key} answered ${read.status}`);
+      } else if (!sameContent(read, content)) {
+        this.#fail(cycle, 'wrongBytes', `key ${key}: ${describeDifference(read, content)}`);
+      }
+    });
+
+    await eachLimited([...this.#gone], CHECK_CONCURRENCY, async (key) => {
+      const res = await fetch(`${url}/file/${key}`, {
+        method: 'HEAD',
+        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+      });
+      if (res.status !== 404) {
+        this.#fail(cycle, 'resurrected', `deleted or replaced key ${key} answered ${res.status}`);
+      }
+    });
+
+    const present = new Set<number>();
+    const landed = new Map<number, PendingWrite>();
+    const unmatched = [...unanswered];
+    /** The unanswered write of this cycle that sent exactly what `read` holds, taken once. */
+    const takeMatch = (read: Read): PendingWrite | undefined => {
+      const at =
+        read.status === 200 ? unmatched.findIndex((w) => sameContent(read, w.content)) : -1;
+      return at < 0 ? undefined : (unmatched.splice(at, 1)[0] as PendingWrite);
+    };
+    await eachLimited([...this.#uncertain], CHECK_CONCURRENCY, async ([key, content]) => {
+      const read = await this.#read(url, key);
+      if (read.status === 404) return;
+      if (read.status === 200 && sameContent(read, content)) {
+        present.add(key);
+        return;
+      }
+      // A lost-cache cut removed the unsynced write that had this key, and an unanswered write
+      // of this cycle got the key again (see TortureResult.reissuedKeys).
+      const write = takeMatch(read);
+      if (write) {
+        landed.set(key, write);
+        this.#reissued(cycle, key);
+        return;
+      }
+      this.#fail(
+        cycle,
+        'wrongBytes',
+        `key ${key} (state left open by a crash) answered ${read.status}: ${describeDifference(read, content)}`,
+      );
+    });
+
+    // Keys handed out in this cycle that no answer named: they must hold an unanswered write whole.
+    const probe: number[] = [];
+    for (let key = firstKey; key < status.nextKey; key++) {
+      if (!this.#live.has(key) && !this.#gone.has(key) && !this.#uncertain.has(key)) {
+        probe.push(key);
+      }
+    }
+    await eachLimited(probe, CHECK_CONCURRENCY, async (key) => {
+      const read = await this.#read(url, key);
+      if (read.status === 404) return;
+      const write = takeMatch(read);
+      if (!write) {
+        this.#fail(
+          cycle,
+          'wrongBytes',
+          `key ${key}, never acknowledged, answered ${read.status} with ${read.size} bytes of ${read.contentType} that no unanswered write sent`,
+        );
+        return;
+      }
+      landed.set(key, write);
+    });
+    this.#result.unacknowledged.landedWhole += landed.size;
+    this.#result.unacknowledged.absent += unmatched.length;
+    for (const [key, write] of landed) {
+      this.#uncertain.set(key, write.content);
+      this.#landedIn.set(key, cycle);
+      present.add(key);
+      if (write.replaces !== undefined && present.has(write.replaces)) {
+        this.#result.halfReplaces++;
+        this.#log(
+          `cycle ${cycle}: unanswered replace of key ${write.replaces} left both it and its new key ${key} live`,
+        );
+      }
+    }
+
+    const expectedLive = this.#live.size + present.size;
+    if (status.liveNeedles !== expectedLive) {
+      this.#fail(
+        cycle,
+        'other',
+        `GET /status counts ${status.liveNeedles} live files, the clients know of ${expectedLive}`,
+      );
+    }
+    if (status.nextKey <= this.#maxIssued) {
+      this.#fail(
+        cycle,
+        'duplicateKeys',
+        `next key ${status.nextKey} is not above acknowledged key ${this.#maxIssued}`,
+      );
+    }
+  }
+
+  async #status(url: string): Promise<{ nextKey: number; liveNeedles: number }> {
+    const res = await fetch(`${url}/status`, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+    if (res.status !== 200) throw new Error(`GET /status answered ${res.status}`);
+    return (await res.json()) as { nextKey: number; liveNeedles: number };
+  }
+
+  async #read(url: string, key: number): Promise<Read> {
+    const res = await fetch(`${url}/file/${key}`, {
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    return {
+      status: res.status,
+      sha256: sha256(bytes),
+      size: bytes.byteLength,
+      contentType: res.headers.get('content-type') ?? '',
+    };
+  }
+
+  #acknowledgeKey(cycle: number, key: number): void {
+    if (this.#issued.has(key)) {
+      this.#fail(cycle, 'duplicateKeys', `key ${key} was handed out twice`);
+    }
+    this.#issued.add(key);
+    if (key > this.#maxIssued) this.#maxIssued = key;
+    // A key that only an unanswered write had used (and that a crash then lost) may come again.
+    if (this.#uncertain.delete(key)) this.#reissued(cycle, key);
+  }
+
+  /**
+   * A key that held an unanswered write came again. Only a lost page cache can explain it (the
+   * write was never synced and was cut off); after kill -9 alone it is a key handed out twice.
+   */
+  #reissued(cycle: number, key: number): void {
+    const landedIn = this.#landedIn.get(key);
+    if (landedIn === undefined || this.#lastCut <= landedIn) {
+      this.#fail(cycle, 'duplicateKeys', `key ${key} was handed out again, and no cut explains it`);
+      return;
+    }
+    this.#result.reissuedKeys++;
+    this.#log(`cycle ${cycle}: key ${key}, once held by a cut unanswered write, handed out again`);
+  }
+
+  #makeUncertain(key: number): void {
+    const content = this.#live.get(key);
+    if (!content) return;
+    this.#live.delete(key);
+    this.#uncertain.set(key, content);
+  }
+
+  #durable(volume: number, end: number): void {
+    if (end > (this.#durableEnd.get(volume) ?? 0)) this.#durableEnd.set(volume, end);
+  }
+
+  #fileSize(rng: Random): number {
+    const max = this.#options.maxFileSize;
+    const roll = rng.next();
+    if (roll < 0.08) return 0;
+    if (roll < 0.5) return rng.int(1, Math.min(max, 4096));
+    if (roll < 0.8) return rng.int(1, Math.min(max, 64 * 1024));
+    if (roll < 0.95) return rng.int(1, max);
+    return max;
+  }
+
+  #contentType(rng: Random): string | undefined {
+    if (rng.chance(0.8)) return rng.pick(CONTENT_TYPES);
+    // A random type of printable ASCII (no blanks at the ends, which HTTP would trim), up to 1024.
+    const length = rng.chance(0.1) ? 1024 : rng.int(3, 60);
+    let type = 'x/';
+    while (type.length < length) type += String.fromCharCode(rng.int(0x21, 0x7e));
+    return type;
+  }
+
+  #fail(
+    cycle: number | 'end',
+    kind: 'lost' | 'wrongBytes' | 'duplicateKeys' | 'resurrected' | 'other',
+    message: string,
+  ): void {
+    if (kind === 'other') this.#result.otherFailures++;
+    else this.#result[kind]++;
+    const line = `cycle ${cycle}: ${message}`;
+    if (this.#result.failures.length < MAX_FAILURES_KEPT) this.#result.failures.push(line);
+    this.#log(`FAIL ${line}`);
+  }
+}
+
+interface Read {
+  status: number;
+  sha256: string;
+  size: number;
+  contentType: string;
+}
+
+function sameContent(read: Read, content: Content): boolean {
+  return (
+    read.sha256 === content.sha256 &&
+    read.size === content.size &&
+    read.contentType === content.contentType
+  );
+}
+
+function describeDifference(read: Read, content: Content): string {
+  return `got ${read.size} bytes of ${read.contentType} (sha256 ${read.sha256.slice(0, 12)}), stored ${content.size} bytes of ${content.contentType} (sha256 ${content.sha256.slice(0, 12)})`;
+}
+
+function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+function takeRandom(pool: number[], rng: Random): number {
+  const at = rng.int(0, pool.length - 1);
+  const [key] = pool.splice(at, 1) as [number];
+  return key;
+}
+
+async function eachLimited<T>(
+  items: readonly T[],
+  limit: number,
+  task: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await task(items[next++] as T);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
