@@ -160,6 +160,10 @@ async function main(): Promise<void> {
     HAYSTACK_CWD: ROOT,
   };
   const code = await run('bash', [path.join(benchDir, 'run.sh'), ...passed], env);
+  if (args.includes('--help') || args.includes('-h')) {
+    process.exitCode = code;
+    return;
+  }
   const file = path.join(out, 'results.json');
   if (!existsSync(file)) {
     console.error(`no ${file}: the benchmark failed (exit ${code})`);

@@ -1,4 +1,7 @@
 import { randomInt } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { failed, formatResult, runTorture, type TortureMode } from './torture/harness.ts';
 import { CliProcess } from './torture/server.ts';
@@ -68,9 +71,16 @@ const cycles = integer(values.cycles, 'cycles', 10, 1);
 const seed = integer(values.seed, 'seed', randomInt(2 ** 31));
 const log = values.quiet ? () => {} : (line: string) => process.stdout.write(`${line}\n`);
 
-// Ctrl+C: no server child may outlive the harness.
+// The data directory: the one given (kept), or a temp one, removed unless something failed.
+const dir = values.data ?? (await mkdtemp(path.join(os.tmpdir(), 'haystack-torture-')));
+const removeTemp = () =>
+  values.data ? Promise.resolve() : rm(dir, { recursive: true, force: true });
+
+// Ctrl+C: no server child may outlive the harness, nor its temp dir.
 process.once('SIGINT', () => {
-  void CliProcess.killAll().then(() => process.exit(130));
+  void CliProcess.killAll()
+    .then(removeTemp)
+    .then(() => process.exit(130));
 });
 
 process.stdout.write(
@@ -84,10 +94,11 @@ const result = await runTorture({
   clients: integer(values.clients, 'clients', 4, 1),
   maxFileSize: integer(values['max-size'], 'max-size', 1024 * 1024),
   ...(values['volume-size'] ? { volumeSize: values['volume-size'] } : {}),
-  ...(values.data ? { dir: values.data } : {}),
-  keepOnFailure: true,
+  dir,
   log,
 });
+if (failed(result) && !values.data) log(`data directory kept for inspection: ${dir}`);
+else await removeTemp();
 if (result.failures.length > 0) {
   process.stdout.write(`failures (first ${result.failures.length}):\n`);
   for (const line of result.failures) process.stdout.write(`  ${line}\n`);

@@ -47,10 +47,8 @@ export interface TortureOptions {
   killDelayMs?: readonly [number, number];
   /** The server's --volume-size (small volumes exercise the roll-over); default the server's. */
   volumeSize?: string;
-  /** Data directory; default a fresh temp dir, removed at the end. */
+  /** Data directory, left in place; default a fresh temp dir, removed at the end. */
   dir?: string;
-  /** Keep the temp dir when something failed, to look at it (its path is logged). */
-  keepOnFailure?: boolean;
   /** One line per cycle and per finding. */
   log?: (line: string) => void;
 }
@@ -74,13 +72,6 @@ export interface TortureResult {
   unacknowledged: { landedWhole: number; absent: number };
   /** Replaces that got no answer and left the new key live without retiring the old one. */
   halfReplaces: number;
-  /**
-   * Keys that an unanswered write had, that a restarted server served, that a later lost-cache
-   * cut removed (never synced), and that the store then handed out again. Not a loss (nothing was
-   * acknowledged), but a reader could see two contents under one key: start-up does not sync
-   * what its scan found before serving it.
-   */
-  reissuedKeys: number;
   /** Bytes cut off volumes in lost-cache cycles, in total. */
   bytesCut: number;
   /** The first failures, in words, with their cycle. */
@@ -103,7 +94,7 @@ export function formatResult(result: TortureResult): string {
   const r = result;
   return [
     `cycles ${r.cycles}, acknowledged writes ${r.acknowledged}, lost ${r.lost}, wrong bytes ${r.wrongBytes}, duplicate keys ${r.duplicateKeys}`,
-    `  resurrected ${r.resurrected}, other failures ${r.otherFailures}; unacknowledged writes: ${r.unacknowledged.landedWhole} landed whole, ${r.unacknowledged.absent} absent; half-applied replaces ${r.halfReplaces}; keys of lost unanswered writes handed out again ${r.reissuedKeys}; bytes cut (lost cache) ${r.bytesCut}; ${(r.durationMs / 1000).toFixed(1)} s; seed ${r.seed}`,
+    `  resurrected ${r.resurrected}, other failures ${r.otherFailures}; unacknowledged writes: ${r.unacknowledged.landedWhole} landed whole, ${r.unacknowledged.absent} absent; half-applied replaces ${r.halfReplaces}; bytes cut (lost cache) ${r.bytesCut}; ${(r.durationMs / 1000).toFixed(1)} s; seed ${r.seed}`,
   ].join('\n');
 }
 
@@ -143,11 +134,10 @@ export async function runTorture(options: TortureOptions): Promise<TortureResult
 }
 
 class Torture {
-  readonly #options: Required<Omit<TortureOptions, 'dir' | 'log' | 'volumeSize' | 'keepOnFailure'>>;
+  readonly #options: Required<Omit<TortureOptions, 'dir' | 'log' | 'volumeSize'>>;
   readonly #serverFlags: string[];
   readonly #log: (line: string) => void;
   readonly #dirOption: string | undefined;
-  readonly #keepOnFailure: boolean;
   readonly #result: TortureResult;
 
   /** Acknowledged live files. */
@@ -155,8 +145,9 @@ class Torture {
   /** Acknowledged deleted or replaced keys. */
   readonly #gone = new Set<number>();
   /**
-   * Keys whose state a crash left open: touched by a write without an answer, or written by one
-   * that landed. Each must read back its content or be absent; clients leave them alone.
+   * Keys whose state the coming crash leaves open: acknowledged files that a DELETE or PUT without
+   * an answer touched. After the restart each must read back its content or be gone, and then is
+   * settled into `#live` or `#gone` (start-up syncs what it finds, so the state stays).
    */
   readonly #uncertain = new Map<number, Content>();
   /** Every key an acknowledged answer gave, to catch one given twice. */
@@ -166,10 +157,11 @@ class Torture {
   readonly #durableEnd = new Map<number, number>();
   /** Acknowledged deletes (and writes whose answer lost its offset) not yet located on disk. */
   readonly #unlocated: Array<{ key: number; kind: NeedleKind }> = [];
-  /** The cycle in which each unanswered write that landed was found. */
-  readonly #landedIn = new Map<number, number>();
-  /** The last cycle that simulated a lost page cache. */
-  #lastCut = 0;
+  /**
+   * Keys whose state an unanswered write set (a file that landed, a key it retired): served so
+   * since a restart, so they must stay, but never acknowledged. Told apart in failures.
+   */
+  readonly #servedUnanswered = new Set<number>();
   /** Resolves the current cycle's wait for its first acknowledged write. */
   #onAcknowledged: () => void = () => {};
 
@@ -193,7 +185,6 @@ class Torture {
     }
     this.#log = options.log ?? (() => {});
     this.#dirOption = options.dir;
-    this.#keepOnFailure = options.keepOnFailure ?? false;
     this.#result = {
       seed: this.#options.seed,
       cycles: 0,
@@ -205,7 +196,6 @@ class Torture {
       otherFailures: 0,
       unacknowledged: { landedWhole: 0, absent: 0 },
       halfReplaces: 0,
-      reissuedKeys: 0,
       bytesCut: 0,
       failures: [],
       durationMs: 0,
@@ -240,11 +230,7 @@ class Torture {
       this.#fail(this.#result.cycles + 1, 'other', `harness stopped: ${(err as Error).message}`);
     } finally {
       await CliProcess.killAll();
-      if (this.#keepOnFailure && failed(this.#result)) {
-        this.#log(`data directory kept for inspection: ${dir}`);
-      } else if (!this.#dirOption) {
-        await rm(dir, { recursive: true, force: true });
-      }
+      if (!this.#dirOption) await rm(dir, { recursive: true, force: true });
     }
     this.#result.durationMs = performance.now() - started;
     return this.#result;
@@ -292,7 +278,6 @@ class Torture {
     const steps: string[] = [`kill ${delay} ms after the first acknowledgement`];
     if (lostCache) {
       steps.push(...(await this.#loseCache(dir, rng)));
-      this.#lastCut = cycle;
     } else {
       // What kill -9 leaves (torn tails, unfinished writes, a lagging index) is no problem.
       const report = await verifyDataDir({ dir });
@@ -324,6 +309,15 @@ class Torture {
     } catch (err) {
       this.#fail(cycle, 'other', `the server did not start again: ${(err as Error).message}`);
       return undefined;
+    }
+    // Start-up cut any torn tail and synced what its scan found past the index: all that the
+    // volumes now hold is on disk, and a later lost-cache cut may not go below it. Not so after
+    // `reload`: its index covers the whole volume, so start-up scans nothing and syncs nothing,
+    // and what the killed server left unsynced stays so (later cuts may take it).
+    if (recovery !== 'reload') {
+      for (const id of await volumeIds(dir)) {
+        this.#durable(id, (await stat(path.join(dir, `${id}.dat`))).size);
+      }
     }
     const checking = performance.now();
     await this.#check(cycle, restarted.url, firstKey, unanswered);
@@ -542,7 +536,13 @@ class Torture {
 
     await eachLimited([...this.#live], CHECK_CONCURRENCY, async ([key, content]) => {
       const read = await this.#read(url, key);
-      if (read.status !== 200) {
+      if (read.status !== 200 && this.#servedUnanswered.has(key)) {
+        this.#fail(
+          cycle,
+          'other',
+          `key ${key}, an unanswered write that landed and was served after a restart, answered ${read.status}: a later crash took it`,
+        );
+      } else if (read.status !== 200) {
         this.#fail(cycle, 'lost', `acknowledged key ${key} answered ${read.status}`);
       } else if (!sameContent(read, content)) {
         this.#fail(cycle, 'wrongBytes', `key ${key}: ${describeDifference(read, content)}`);
@@ -554,7 +554,13 @@ class Torture {
         method: 'HEAD',
         signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
       });
-      if (res.status !== 404) {
+      if (res.status !== 404 && this.#servedUnanswered.has(key)) {
+        this.#fail(
+          cycle,
+          'other',
+          `key ${key}, gone after a restart through a DELETE or PUT that got no answer, came back after a later crash`,
+        );
+      } else if (res.status !== 404) {
         this.#fail(cycle, 'resurrected', `deleted or replaced key ${key} answered ${res.status}`);
       }
     });
@@ -575,12 +581,11 @@ class Torture {
         present.add(key);
         return;
       }
-      // A lost-cache cut removed the unsynced write that had this key, and an unanswered write
-      // of this cycle got the key again (see TortureResult.reissuedKeys).
+      // Another write under this acknowledged key: the key was handed out twice.
       const write = takeMatch(read);
       if (write) {
         landed.set(key, write);
-        this.#reissued(cycle, key);
+        this.#fail(cycle, 'duplicateKeys', `key ${key} was handed out again, to another write`);
         return;
       }
       this.#fail(
@@ -614,9 +619,6 @@ class Torture {
     this.#result.unacknowledged.landedWhole += landed.size;
     this.#result.unacknowledged.absent += unmatched.length;
     for (const [key, write] of landed) {
-      this.#uncertain.set(key, write.content);
-      this.#landedIn.set(key, cycle);
-      present.add(key);
       if (write.replaces !== undefined && present.has(write.replaces)) {
         this.#result.halfReplaces++;
         this.#log(
@@ -625,7 +627,25 @@ class Torture {
       }
     }
 
-    const expectedLive = this.#live.size + present.size;
+    // What the restart shows is on disk for good (start-up synced it): settle the open states.
+    // A landed write now counts as stored, a key found gone stays gone.
+    for (const [key, content] of this.#uncertain) {
+      if (present.has(key)) this.#live.set(key, content);
+      else {
+        this.#gone.add(key);
+        this.#servedUnanswered.add(key);
+      }
+    }
+    this.#uncertain.clear();
+    for (const [key, write] of landed) {
+      this.#servedUnanswered.add(key);
+      this.#live.set(key, write.content);
+      this.#gone.delete(key);
+      this.#issued.add(key);
+      if (key > this.#maxIssued) this.#maxIssued = key;
+    }
+
+    const expectedLive = this.#live.size;
     if (status.liveNeedles !== expectedLive) {
       this.#fail(
         cycle,
@@ -667,22 +687,6 @@ class Torture {
     }
     this.#issued.add(key);
     if (key > this.#maxIssued) this.#maxIssued = key;
-    // A key that only an unanswered write had used (and that a crash then lost) may come again.
-    if (this.#uncertain.delete(key)) this.#reissued(cycle, key);
-  }
-
-  /**
-   * A key that held an unanswered write came again. Only a lost page cache can explain it (the
-   * write was never synced and was cut off); after kill -9 alone it is a key handed out twice.
-   */
-  #reissued(cycle: number, key: number): void {
-    const landedIn = this.#landedIn.get(key);
-    if (landedIn === undefined || this.#lastCut <= landedIn) {
-      this.#fail(cycle, 'duplicateKeys', `key ${key} was handed out again, and no cut explains it`);
-      return;
-    }
-    this.#result.reissuedKeys++;
-    this.#log(`cycle ${cycle}: key ${key}, once held by a cut unanswered write, handed out again`);
   }
 
   #makeUncertain(key: number): void {

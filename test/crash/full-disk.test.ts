@@ -187,11 +187,10 @@ describe('a full disk', () => {
     }
   });
 
-  // Bug: an index entry that cannot be written (ENOSPC) is remembered by IndexWriter as a sticky
-  // failure and rethrown raw. The write itself was fine (its needle is on disk; it got 201), but
-  // from then on DELETE /sync answers 500 `internal` instead of 507 `no_space`, and keeps doing so
-  // after the space is freed; close() rejects with ENOSPC, so a SIGTERM stop exits 1. Nothing is
-  // lost: a restart scans the entries back. Set-up: the index ends on a page boundary and the
+  // Regression: an index entry that could not be written (ENOSPC) used to be a sticky failure,
+  // rethrown raw. The write itself was fine (its needle is on disk; it got 201), but from then on
+  // DELETE /sync answered 500 `internal`, even after the space was freed, and close() rejected, so
+  // a SIGTERM stop exited 1. Entries that could not be written are now kept and retried. Set-up: the index ends on a page boundary and the
   // volume's last page still has room, so a small needle fits but its entry needs a new page.
   it('syncs again once space is freed after an index write failed for lack of space', async (ctx) => {
     const mnt = requireMount(ctx);

@@ -2,25 +2,23 @@ import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openVolumeStore, rebuildIndexes } from '../../adapters/volume/index.ts';
+import { openVolumeStore, rebuildIndexes, verifyDataDir } from '../../adapters/volume/index.ts';
 import { makeTempDir, removeTempDir } from '../support/tmp.ts';
 
 /**
- * Bugs the crash tests found in code this suite does not own, each written as the test that
- * should pass. `it.fails` keeps `npm test` green while the bug is there and turns red once it is
- * fixed: then drop the `.fails`.
+ * A kill during a volume roll-over. Found by `npm run torture -- --mode kill --fsync never
+ * --volume-size 1M` (about one run of 5 cycles in 4): a kill -9 after the new `N.dat` was created
+ * and before its superblock was written left an empty `N.dat`; start-up then refused ("shorter
+ * than its 32-byte superblock") and so did reload, until someone deleted the file by hand. Volumes
+ * are now created under a temp name and linked in; this keeps start-up and reload working even
+ * when such a file is there. The short crash loop in `npm test` crosses roll-overs too.
  */
-describe('known bugs', () => {
+describe('a kill during a volume roll-over', () => {
   const dirs: string[] = [];
   afterEach(async () => {
     await Promise.all(dirs.splice(0).map(removeTempDir));
   });
 
-  // Found by `npm run torture -- --mode kill --fsync never --volume-size 1M` (about one run of
-  // 5 cycles in 4): a kill -9 during a roll-over, after VolumeFile.create opened the new `N.dat`
-  // with 'wx+' and before its superblock was written, leaves an empty `N.dat`. Start-up then
-  // refuses ("shorter than its 32-byte superblock") and so does reload: the directory is unusable
-  // until someone deletes the file by hand, though nothing in it was ever acknowledged.
   it('start-up and reload survive a kill during a volume roll-over', async () => {
     const dir = await makeTempDir('haystack-rollover-crash-');
     dirs.push(dir);
@@ -30,6 +28,11 @@ describe('known bugs', () => {
     await store.close();
     // What the kill leaves: the next volume's file, created, still empty.
     await writeFile(path.join(dir, '2.dat'), Buffer.alloc(0));
+
+    // verify calls it a note, not a problem: start-up drops such a file.
+    const verified = await verifyDataDir({ dir });
+    expect(verified.problems).toEqual([]);
+    expect(verified.notes).toContainEqual(expect.objectContaining({ volume: 2 }));
 
     const report = await rebuildIndexes({ dir });
     expect(report.live).toBe(1);
