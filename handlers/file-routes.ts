@@ -45,7 +45,7 @@ function locationFor(c: Context<AppEnv>, info: FileInfo, replacing: boolean): st
 
 /** POST /file */
 export const createFile = factory.createHandlers(async (c) => {
-  const info = await c.var.store.put(uploadInput(c));
+  const info = await c.var.store.put(await uploadInput(c));
   return jsonResponse(storedFileJson(info), 201, { Location: locationFor(c, info, false) });
 });
 
@@ -95,7 +95,7 @@ export const readFile = factory.createHandlers(fileIdParam, async (c) => {
 /** PUT /file/{key}: the content moves to a new key, and the old key is gone for good. */
 export const replaceFile = factory.createHandlers(fileIdParam, async (c) => {
   const { key, cookie } = c.req.valid('param');
-  const info = await c.var.store.replace(key, uploadInput(c), cookie);
+  const info = await c.var.store.replace(key, await uploadInput(c), cookie);
   return jsonResponse(storedFileJson(info), 200, { Location: locationFor(c, info, true) });
 });
 

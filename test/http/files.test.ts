@@ -44,15 +44,28 @@ describe('POST /file', () => {
     expect(b.key).toBeGreaterThan(a.key);
   });
 
-  it('passes the body to the store as a stream with the limit and declared length', async () => {
+  it('passes a small body of declared length as bytes, with the limit and the length', async () => {
     const { app, store } = setup();
     const put = vi.spyOn(store, 'put');
     // Request() adds no Content-Length for a byte body (only the wire does): declare it.
     await upload(app, bytes(9, 8, 7), { 'content-type': 'x/y', 'content-length': '3' });
     expect(put).toHaveBeenCalledTimes(1);
     const input = put.mock.calls[0]?.[0];
-    expect(input?.body).toBeInstanceOf(ReadableStream);
+    expect(input?.body).toEqual(bytes(9, 8, 7));
     expect(input).toMatchObject({ limit: MAX_BODY, length: 3, contentType: 'x/y' });
+  });
+
+  it('passes a large body to the store as a stream, never read whole in the handler', async () => {
+    const { app, store } = setup({ maxBody: 1024 * 1024 });
+    const put = vi.spyOn(store, 'put');
+    const size = 256 * 1024 + 1;
+    const stored = await upload(app, new Uint8Array(size).fill(5), {
+      'content-length': String(size),
+    });
+    expect(stored.size).toBe(size);
+    const input = put.mock.calls[0]?.[0];
+    expect(input?.body).toBeInstanceOf(ReadableStream);
+    expect(input).toMatchObject({ limit: 1024 * 1024, length: size });
   });
 
   it('stores a chunked body (no Content-Length) intact', async () => {
