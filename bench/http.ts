@@ -107,7 +107,8 @@ function ratioTable(results: Results): string {
         if (target && ratio !== undefined) {
           verdict = `>= ${target.atLeast} ${ratio >= target.atLeast ? 'met' : 'NOT MET'}`;
         } else if (target) verdict = `>= ${target.atLeast} (not run)`;
-        const bound = [store, reference].some((m) => (m?.cpu_client_busy ?? 0) >= 95);
+        const bound =
+          reference !== undefined && [store, reference].some((m) => (m.cpu_client_busy ?? 0) >= 95);
         if (bound)
           notes.add('* wrk was >= 95% busy on its core: a floor for that server, not its limit');
         cells.push(
