@@ -51,11 +51,27 @@ export function readEntry(source: Buffer, at: number): IndexEntry {
   };
 }
 
+/** Index bytes read at a time at start-up: big enough for sequential speed, a whole number of entries. */
+const READ_BLOCK = 8 * 1024 * 1024;
+
+export interface IndexReadResult {
+  /** Entries `accept` took, from the first. */
+  accepted: number;
+  /** False when `accept` refused an entry: the entries from there on were not read. */
+  complete: boolean;
+}
+
 /**
- * Reads an index file made for the volume with this nonce. Returns the entries' bytes (a torn
- * last entry dropped), or undefined when there is no usable index (absent, foreign, damaged).
+ * Reads the index file made for the volume with this nonce, block by block through one buffer,
+ * and hands each entry to `accept` (offset and length in bytes, length 0 for a tombstone) until it
+ * refuses one. No object per entry: at 10M entries, start-up time is this loop. Returns undefined
+ * when there is no usable index (absent, too short, foreign). A torn last entry is ignored.
  */
-export async function loadIndex(path: string, nonce: Buffer): Promise<Buffer | undefined> {
+export async function readIndex(
+  path: string,
+  nonce: Buffer,
+  accept: (key: number, offset: number, length: number) => boolean,
+): Promise<IndexReadResult | undefined> {
   let handle: FileHandle;
   try {
     handle = await open(path, 'r');
@@ -64,11 +80,31 @@ export async function loadIndex(path: string, nonce: Buffer): Promise<Buffer | u
     throw err;
   }
   try {
-    const bytes = await handle.readFile();
-    if (bytes.byteLength < INDEX_HEADER_SIZE) return undefined;
-    if (!bytes.subarray(0, INDEX_HEADER_SIZE).equals(indexHeader(nonce))) return undefined;
-    const whole = Math.floor((bytes.byteLength - INDEX_HEADER_SIZE) / INDEX_ENTRY_SIZE);
-    return bytes.subarray(INDEX_HEADER_SIZE, INDEX_HEADER_SIZE + whole * INDEX_ENTRY_SIZE);
+    const header = Buffer.alloc(INDEX_HEADER_SIZE);
+    const { bytesRead } = await handle.read(header, 0, INDEX_HEADER_SIZE, 0);
+    if (bytesRead < INDEX_HEADER_SIZE || !header.equals(indexHeader(nonce))) return undefined;
+
+    const block = Buffer.allocUnsafe(READ_BLOCK);
+    const view = new DataView(block.buffer, block.byteOffset, block.byteLength);
+    let position = INDEX_HEADER_SIZE;
+    let carried = 0; // bytes of a partial entry kept from the previous block
+    let accepted = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(block, carried, READ_BLOCK - carried, position);
+      position += bytesRead;
+      const available = carried + bytesRead;
+      const whole = available - (available % INDEX_ENTRY_SIZE);
+      for (let at = 0; at < whole; at += INDEX_ENTRY_SIZE) {
+        const key = view.getUint32(at + 4, true) * TWO_32 + view.getUint32(at, true);
+        const offset = view.getUint32(at + 8, true) * NEEDLE_ALIGNMENT;
+        const length = view.getUint32(at + 12, true) * NEEDLE_ALIGNMENT;
+        if (!accept(key, offset, length)) return { accepted, complete: false };
+        accepted++;
+      }
+      if (bytesRead === 0) return { accepted, complete: true };
+      carried = available - whole;
+      block.copy(block, 0, whole, available);
+    }
   } finally {
     await handle.close();
   }

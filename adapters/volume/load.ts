@@ -1,12 +1,5 @@
 import { indexPath } from './data-dir.ts';
-import {
-  encodeEntries,
-  INDEX_ENTRY_SIZE,
-  type IndexEntry,
-  IndexWriter,
-  loadIndex,
-  readEntry,
-} from './index-file.ts';
+import { encodeEntries, type IndexEntry, IndexWriter, readIndex } from './index-file.ts';
 import { NeedleKind, TOMBSTONE_LENGTH } from './needle.ts';
 import type { NeedleMap } from './needle-map.ts';
 import { scanVolume } from './scan.ts';
@@ -36,16 +29,16 @@ export class LiveSet {
   }
 
   /** Applies one index entry of `volume` (a file needle, or a tombstone when length is 0). */
-  apply(volume: number, entry: IndexEntry): void {
-    if (entry.key > this.maxKey) this.maxKey = entry.key;
-    if (entry.length === 0) {
-      this.retire(entry.key);
+  apply(volume: number, key: number, offset: number, length: number): void {
+    if (key > this.maxKey) this.maxKey = key;
+    if (length === 0) {
+      this.retire(key);
       return;
     }
-    this.map.set(entry.key, { volume, offset: entry.offset, length: entry.length });
+    this.map.set(key, { volume, offset, length });
     const counts = this.countsOf(volume);
     counts.liveNeedles++;
-    counts.liveBytes += entry.length;
+    counts.liveBytes += length;
   }
 
   retire(key: number): void {
@@ -64,17 +57,23 @@ export interface LoadReport {
   indexed: number;
   /** Needles found by scanning past what the index covered. */
   scanned: number;
-  /** The index file was missing, foreign or inconsistent with the volume. */
+  /** The index file was missing or foreign: the whole volume was scanned. */
   indexRebuilt: boolean;
+  /**
+   * The index held an entry out of volume order or past the volume's end: it was trusted up to
+   * there, cut, and the volume scanned from the end of what it covered.
+   */
+  indexCut: boolean;
   /** Damaged regions stepped over, and a torn tail cut off (bytes), for the log. */
   damaged: Array<{ offset: number; length: number; problem: string }>;
   tornBytes: number;
 }
 
 /**
- * Opens a volume for serving: applies its index file, then scans the volume from the end of
- * what the index covers (an index that lags is normal) and appends the missing entries. A torn
- * tail (an append cut short by a crash) is cut off so that new appends follow valid data.
+ * Opens a volume for serving: applies its index file up to its first implausible entry, then
+ * scans the volume from the end of what the index covers (an index that lags is normal) and
+ * appends the missing entries. A torn tail (an append cut short by a crash) is cut off so that
+ * new appends follow valid data.
  */
 export async function loadVolume(
   dir: string,
@@ -82,21 +81,25 @@ export async function loadVolume(
   live: LiveSet,
 ): Promise<{ volume: Volume; report: LoadReport }> {
   const path = indexPath(dir, file.id);
-  const entries = await loadIndex(path, file.nonce);
-  const trusted = entries && coveredEnd(entries, file.size);
+  // Entries must be in volume order and inside the file. Applying them as they are checked is
+  // sound: a prefix of the index is an index that lags, which the scan below completes.
+  let covered = SUPERBLOCK_SIZE;
+  const volumeSize = file.size;
+  const read = await readIndex(path, file.nonce, (key, offset, length) => {
+    const end = offset + (length === 0 ? TOMBSTONE_LENGTH : length);
+    if (offset < covered || end > volumeSize) return false;
+    covered = end;
+    live.apply(file.id, key, offset, length);
+    return true;
+  });
   const report: LoadReport = {
-    indexed: 0,
+    indexed: read?.accepted ?? 0,
     scanned: 0,
-    indexRebuilt: trusted === undefined,
+    indexRebuilt: read === undefined,
+    indexCut: read?.complete === false,
     damaged: [],
     tornBytes: 0,
   };
-  if (entries && trusted !== undefined) {
-    for (let at = 0; at < entries.byteLength; at += INDEX_ENTRY_SIZE) {
-      live.apply(file.id, readEntry(entries, at));
-    }
-    report.indexed = entries.byteLength / INDEX_ENTRY_SIZE;
-  }
 
   const found: IndexEntry[] = [];
   const validEnd = await scanVolume(
@@ -109,7 +112,7 @@ export async function loadVolume(
           offset: event.offset,
           length: kind === NeedleKind.file ? event.length : 0,
         };
-        live.apply(file.id, entry);
+        live.apply(file.id, entry.key, entry.offset, entry.length);
         found.push(entry);
       } else if (event.type === 'corrupt' || event.type === 'torn') {
         if (event.type === 'torn') report.tornBytes = event.length;
@@ -118,7 +121,7 @@ export async function loadVolume(
         if (event.key !== undefined && event.key > live.maxKey) live.maxKey = event.key;
       }
     },
-    { from: trusted ?? SUPERBLOCK_SIZE },
+    { from: covered },
   );
   if (validEnd < file.size) await file.truncate(validEnd);
   report.scanned = found.length;
@@ -130,19 +133,4 @@ export async function loadVolume(
   const index = await IndexWriter.open(path, file.nonce, report.indexed, report.indexRebuilt);
   if (found.length > 0) index.append(encodeEntries(found));
   return { volume: new Volume(file, index, live.countsOf(file.id)), report };
-}
-
-/**
- * Where the index's coverage of the volume ends, or undefined if the index cannot be trusted:
- * entries must be in volume order and inside the file.
- */
-function coveredEnd(entries: Buffer, volumeSize: number): number | undefined {
-  let end = SUPERBLOCK_SIZE;
-  for (let at = 0; at < entries.byteLength; at += INDEX_ENTRY_SIZE) {
-    const { offset, length } = readEntry(entries, at);
-    const needleEnd = offset + (length === 0 ? TOMBSTONE_LENGTH : length);
-    if (offset < end || needleEnd > volumeSize) return undefined;
-    end = needleEnd;
-  }
-  return end;
 }

@@ -110,7 +110,7 @@ async function rebuildIndex(
             offset: event.offset,
             length: isFile ? event.length : 0,
           };
-          live.apply(file.id, entry);
+          live.apply(file.id, entry.key, entry.offset, entry.length);
           report.needles++;
           if (!isFile) report.deleted++;
           writeEntry(batch, count * INDEX_ENTRY_SIZE, entry);

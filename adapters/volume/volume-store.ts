@@ -155,6 +155,11 @@ export class VolumeStore implements BlobStore {
         volumes.set(id, volume);
         volume.readOnly = await exists(readOnlyMarkerPath(dir, id));
         if (report.indexRebuilt) log(`volume ${id}: no usable index, rebuilt it by scanning`);
+        if (report.indexCut) {
+          log(
+            `volume ${id}: index trusted for ${report.indexed} entries, the rest rebuilt by scanning`,
+          );
+        }
         for (const { offset, length, problem } of report.damaged) {
           log(`volume ${id}: ${length} damaged bytes at offset ${offset} (${problem}), skipped`);
         }
@@ -563,7 +568,7 @@ export class VolumeStore implements BlobStore {
 
   /** The write is durable: update the map, then queue its index entries in volume order. */
   #publish(volume: Volume, slot: Slot, entries: IndexEntry[]): void {
-    for (const entry of entries) this.#live.apply(volume.id, entry);
+    for (const { key, offset, length } of entries) this.#live.apply(volume.id, key, offset, length);
     volume.complete(slot, entries);
   }
 

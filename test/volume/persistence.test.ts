@@ -129,6 +129,32 @@ describe('volume store persistence', () => {
     expect(logs).toEqual([]);
   });
 
+  it('trusts an index up to its first implausible entry, and rebuilds the rest by scanning', async () => {
+    const store = await openStore();
+    const h = await history(store);
+    await store.close();
+    const path = join(dir, '1.idx');
+    const good = await readFile(path);
+    const volume = await readFile(join(dir, '1.dat')); // expectHistory adds a file: undo it
+    const entryOffset = (entry: number) => 16 + entry * 16 + 8; // offset / 8, u32
+    const damages: Array<[string, (index: Buffer) => void]> = [
+      ['out of volume order', (index) => index.writeUInt32LE(0, entryOffset(3))],
+      ['past the volume end', (index) => index.writeUInt32LE(2 ** 31, entryOffset(3))],
+    ];
+    for (const [, damage] of damages) {
+      const index = Buffer.from(good);
+      damage(index);
+      await writeFile(path, index);
+      await writeFile(join(dir, '1.dat'), volume);
+      logs = [];
+      const reopened = await openStore();
+      await expectHistory(reopened, h);
+      await reopened.close();
+      expect(logs.join('\n')).toMatch(/index trusted for 3 entries, the rest rebuilt by scanning/);
+      // The index was cut at the bad entry and completed from the scan: whole again.
+      expect((await readFile(path)).subarray(0, good.byteLength)).toEqual(good);
+    }
+  });
   it('ignores an index file made for another volume', async () => {
     const store = await openStore();
     const h = await history(store);
