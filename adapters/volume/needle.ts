@@ -124,6 +124,35 @@ export function encodeNeedle(fields: NeedleFields): Buffer {
   return out;
 }
 
+/**
+ * A needle's header and content type: the bytes before its data. With `footer`, a needle can be
+ * written as [head, data, footer] without copying the data into a buffer of its own.
+ */
+export function needleHead(fields: Omit<NeedleFields, 'data'>, dataSize: number): Buffer {
+  const contentTypeLength = Buffer.byteLength(fields.contentType, 'latin1');
+  const head = Buffer.allocUnsafe(HEADER_SIZE + contentTypeLength);
+  writeHeader(head, 0, { ...fields, contentTypeLength, dataSize });
+  head.write(fields.contentType, HEADER_SIZE, 'latin1');
+  return head;
+}
+
+/**
+ * A whole needle as buffers to write one after the other. Large data is not copied (the caller
+ * must leave it unchanged until it is written): a copy, and the fresh buffer it needs, would
+ * cost more than the extra buffer in the write.
+ */
+export function encodeNeedleParts(fields: NeedleFields): Buffer[] {
+  const dataSize = fields.data.byteLength;
+  if (dataSize < COPY_LIMIT) return [encodeNeedle(fields)];
+  const head = needleHead(fields, dataSize);
+  const data = Buffer.from(fields.data.buffer, fields.data.byteOffset, dataSize);
+  const checksum = crc32(data, crc32(head));
+  return [head, data, footer(checksum, head.byteLength - HEADER_SIZE, dataSize)];
+}
+
+/** Data below this size is copied into one buffer with its header and footer. */
+const COPY_LIMIT = 8 * 1024;
+
 export function tombstone(key: number): Buffer {
   return encodeNeedle({ kind: NeedleKind.tombstone, key, cookie: 0, contentType: '', data: EMPTY });
 }

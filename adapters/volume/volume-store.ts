@@ -33,17 +33,17 @@ import { LiveSet, loadVolume } from './load.ts';
 import { type DirectoryLock, lockDirectory } from './lock.ts';
 import {
   decodeNeedle,
-  encodeNeedle,
+  encodeNeedleParts,
   FOOTER_SIZE,
   footer,
   HEADER_SIZE,
   type NeedleHeader,
   NeedleKind,
+  needleHead,
   needleLength,
   readHeader,
   TOMBSTONE_LENGTH,
   tombstone,
-  writeHeader,
 } from './needle.ts';
 import type { NeedleLocation } from './needle-map.ts';
 import type { Slot, Volume } from './volume.ts';
@@ -418,10 +418,11 @@ export class VolumeStore implements BlobStore {
     if (this.#broken) throw this.#broken;
     const key = this.#nextKey++;
     const cookie = randomCookie();
-    const needle = encodeNeedle({ kind: NeedleKind.file, key, cookie, contentType, data });
-    const buffers = retire === undefined ? [needle] : [needle, tombstone(retire)];
-    const { volume, offset } = await this.#append(buffers, (at) =>
-      entriesFor(key, at, needle.byteLength, retire),
+    const needle = encodeNeedleParts({ kind: NeedleKind.file, key, cookie, contentType, data });
+    const needleBytes = needleLength(contentTypeLength, data.byteLength);
+    if (retire !== undefined) needle.push(tombstone(retire));
+    const { volume, offset } = await this.#append(needle, (at) =>
+      entriesFor(key, at, needleBytes, retire),
     );
     return fileInfo({
       key,
@@ -451,15 +452,7 @@ export class VolumeStore implements BlobStore {
     const key = this.#nextKey++;
     const cookie = randomCookie();
     try {
-      const head = Buffer.alloc(HEADER_SIZE + contentTypeLength);
-      writeHeader(head, 0, {
-        kind: NeedleKind.file,
-        key,
-        cookie,
-        contentTypeLength,
-        dataSize: size,
-      });
-      head.write(contentType, HEADER_SIZE, 'latin1');
+      const head = needleHead({ kind: NeedleKind.file, key, cookie, contentType }, size);
       let checksum = crc32(head);
       let pending: Buffer[] = [head];
       let pendingBytes = head.byteLength;
@@ -552,11 +545,19 @@ export class VolumeStore implements BlobStore {
 
   async #durable(volume: Volume): Promise<void> {
     if (this.#fsync === 'never') return;
+    await this.#flush(volume);
+  }
+
+  /**
+   * Every flush of volume data goes through here, a write's or a `sync`'s. After a failed flush
+   * the kernel may have dropped the dirty pages, and it reports that once, to one caller: a later
+   * flush succeeds over the loss. Nothing written since the last good flush can be trusted, so
+   * stop writing rather than guess (reads go on).
+   */
+  async #flush(volume: Volume): Promise<void> {
     try {
       await volume.flush();
     } catch (err) {
-      // After a failed flush the kernel may have dropped the dirty pages: nothing written since
-      // the last good flush can be trusted, so stop writing rather than guess (reads go on).
       this.#broken ??= new StoreError(
         'io_error',
         'a flush to disk failed; the store takes no more writes until it is restarted',
@@ -646,9 +647,11 @@ export class VolumeStore implements BlobStore {
 
   async #syncAll(): Promise<SyncReport> {
     const started = performance.now();
+    // After a failed flush, a flush that succeeds proves nothing about what was written before.
+    if (this.#broken) throw this.#broken;
     try {
       for (const volume of this.#volumes.values()) {
-        await volume.flush();
+        await this.#flush(volume);
         await volume.index.sync();
       }
     } catch (err) {

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   decodeNeedle,
   encodeNeedle,
+  encodeNeedleParts,
   HEADER_SIZE,
   NeedleKind,
   needleLength,
@@ -35,6 +36,20 @@ describe('needle codec', () => {
     });
     if (typeof needle === 'string') throw new Error(needle);
     expect(Buffer.compare(needle.data, sample.data)).toBe(0);
+  });
+
+  it('writes large data as parts that add up to the same needle, without copying it', () => {
+    for (const size of [0, 301, 8191, 8192, 70_001]) {
+      const backing = Buffer.alloc(size + 3, 0x5a);
+      const data = backing.subarray(3); // a view at an offset, as a request body may be
+      data.fill(size % 251);
+      const parts = encodeNeedleParts({ ...sample, data });
+      expect(Buffer.concat(parts)).toEqual(encodeNeedle({ ...sample, data }));
+      if (size >= 8192) {
+        expect(parts).toHaveLength(3);
+        expect(parts[1]?.buffer).toBe(backing.buffer); // the caller's bytes, not a copy
+      }
+    }
   });
 
   it('round-trips the largest key and an empty file', () => {
