@@ -1,7 +1,7 @@
-import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { type VerifyReport, verifyDataDir } from '../adapters/volume/index.ts';
 import type { Config } from './config.ts';
+import { existingDataDirProblem } from './data-dir.ts';
 import { describeError } from './errors.ts';
 import { formatBytes } from './reload.ts';
 
@@ -13,23 +13,18 @@ import { formatBytes } from './reload.ts';
  */
 export async function runVerify(config: Config): Promise<void> {
   const dir = path.resolve(config.data);
-  try {
-    if (!(await stat(dir)).isDirectory()) throw new Error('not a directory');
-  } catch (err) {
-    const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
-    process.stderr.write(
-      `haystack: cannot verify ${dir}: ${missing ? 'no such directory' : describeError(err)}\n`,
-    );
+  const fail = (message: string) => {
+    process.stderr.write(`haystack: cannot verify ${dir}: ${message}\n`);
     process.exitCode = 1;
-    return;
-  }
+  };
+
+  const problem = await existingDataDirProblem(dir);
+  if (problem) return fail(problem);
   let report: VerifyReport;
   try {
     report = await verifyDataDir({ dir });
   } catch (err) {
-    process.stderr.write(`haystack: cannot verify ${dir}: ${describeError(err)}\n`);
-    process.exitCode = 1;
-    return;
+    return fail(describeError(err));
   }
   process.stdout.write(formatVerifyReport(dir, report));
   if (report.problems.length > 0) process.exitCode = 1;
