@@ -20,7 +20,6 @@ const FORMAT_VERSION = 1;
 
 export class VolumeFile {
   readonly id: number;
-  readonly path: string;
   /** Identifies this volume's life; an index file made for another volume is not trusted. */
   readonly nonce: Buffer;
   readonly #handle: FileHandle;
@@ -30,9 +29,8 @@ export class VolumeFile {
   #readers = 0;
   #retired = false;
 
-  private constructor(id: number, path: string, nonce: Buffer, handle: FileHandle, size: number) {
+  private constructor(id: number, nonce: Buffer, handle: FileHandle, size: number) {
     this.id = id;
-    this.path = path;
     this.nonce = nonce;
     this.#handle = handle;
     this.size = size;
@@ -59,7 +57,7 @@ export class VolumeFile {
       await link(temp, path);
       await unlink(temp);
       await syncDirectory(path);
-      return new VolumeFile(id, path, nonce, handle, SUPERBLOCK_SIZE);
+      return new VolumeFile(id, nonce, handle, SUPERBLOCK_SIZE);
     } catch (err) {
       await handle.close();
       await unlink(temp).catch(() => {});
@@ -76,7 +74,7 @@ export class VolumeFile {
       const { bytesRead } = await handle.read(superblock, 0, SUPERBLOCK_SIZE, 0);
       const problem = checkSuperblock(superblock, bytesRead, id);
       if (problem) throw new StoreError('corrupt', `volume ${path}: ${problem}`);
-      return new VolumeFile(id, path, Buffer.from(superblock.subarray(16, 24)), handle, size);
+      return new VolumeFile(id, Buffer.from(superblock.subarray(16, 24)), handle, size);
     } catch (err) {
       await handle.close();
       throw err;
