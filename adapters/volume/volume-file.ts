@@ -4,6 +4,7 @@ import { type FileHandle, link, open, unlink } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import { StoreError } from '../../storage/index.ts';
 import { syncDirectory } from './fs-util.ts';
+import { readBuffer } from './read-slab.ts';
 
 /**
  * A volume file: a superblock, then needles appended one after another. This module only moves
@@ -116,7 +117,7 @@ export class VolumeFile {
    * The cost is that a read the page cache misses holds the event loop for one disk read.
    */
   readNow(position: number, length: number): Buffer {
-    const buffer = Buffer.allocUnsafe(length);
+    const buffer = readBuffer(length);
     const bytesRead = readSync(this.#handle.fd, buffer, 0, length, position);
     return bytesRead === length ? buffer : buffer.subarray(0, bytesRead);
   }
