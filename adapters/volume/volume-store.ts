@@ -276,8 +276,12 @@ export class VolumeStore implements BlobStore {
       await Promise.allSettled(this.#inFlight);
       try {
         // The data must be on disk; an index that cannot be written now only lags (see
-        // IndexWriter.close), and the next start-up scans what it misses.
-        if (!this.#broken) {
+        // IndexWriter.close), and the next start-up scans what it misses. After a failed flush,
+        // another proves nothing: with fsync `always` every acknowledged write was flushed
+        // before its answer, with `never` acknowledged writes may be lost, and close says so.
+        if (this.#broken) {
+          if (this.#fsync === 'never') throw this.#broken;
+        } else {
           for (const volume of this.#volumes.values())
             await volume.flush().catch((err) => {
               throw diskError(err);
@@ -786,9 +790,10 @@ function diskError(err: unknown): StoreError {
   if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EFBIG') {
     return new StoreError('no_space', 'the disk is full; nothing was stored', { cause: err });
   }
+  // Not "nothing was stored": a write whose flush failed may still be found after a restart.
   return new StoreError(
     'io_error',
-    `the disk failed (${code ?? 'unknown error'}); nothing was stored`,
+    `the disk failed (${code ?? 'unknown error'}); the request was not completed`,
     {
       cause: err,
     },
