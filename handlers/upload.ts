@@ -26,7 +26,9 @@ export async function uploadInput(c: Context<AppEnv>): Promise<PutInput> {
       `the body is ${length} bytes, over the limit of ${limit} bytes`,
     );
   }
-  const body = length !== undefined && length <= SMALL_UPLOAD ? await smallBody(c) : c.req.raw.body;
+  const raw = c.req.raw.body;
+  const body =
+    length !== undefined && length <= SMALL_UPLOAD ? await smallBody(c) : raw && lingeringBody(raw);
   return {
     body,
     limit,
@@ -41,4 +43,48 @@ async function smallBody(c: Context<AppEnv>): Promise<Uint8Array> {
   } catch (err) {
     throw new StoreError('bad_request', 'the upload was aborted before its end', { cause: err });
   }
+}
+
+/** After a refusal, the rest of a body is read and dropped up to this many bytes... */
+const DISCARD_MAX_BYTES = 64 * 1024 * 1024;
+/** ...or for this long, whichever comes first; then the connection is closed. */
+const DISCARD_MAX_MS = 5_000;
+
+/**
+ * The request body as the store sees it, except that when the store stops reading early (413
+ * for a chunked body over the limit, a failed write) the rest is read and dropped, within bounds,
+ * instead of cancelling the request. On Node a cancel destroys the socket while the client is
+ * still sending: its kernel then gets a reset, and the client never reads the answer. Read to its
+ * end, the connection even stays usable (keep-alive), as servers such as nginx do ("lingering").
+ */
+function lingeringBody(raw: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+  const reader = raw.getReader();
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        const { done, value } = await reader.read();
+        if (done) controller.close();
+        else controller.enqueue(value);
+      },
+      cancel() {
+        void discardRest(reader);
+      },
+    },
+    { highWaterMark: 0 },
+  );
+}
+
+async function discardRest(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
+  const deadline = Date.now() + DISCARD_MAX_MS;
+  let dropped = 0;
+  try {
+    while (dropped <= DISCARD_MAX_BYTES && Date.now() < deadline) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      dropped += value.byteLength;
+    }
+  } catch {
+    return; // the client went away: nothing left to drop
+  }
+  await reader.cancel().catch(() => {});
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { useCli } from '../support/cli.ts';
 import { expectFile, getStatus, postFile, randomBody } from '../support/http.ts';
+import { connect } from '../support/raw-http.ts';
 
 /** A body fetch has to send chunked: no Content-Length, so the limit bites while it streams. */
 function chunked(...chunks: Uint8Array[]): ReadableStream<Uint8Array> {
@@ -59,5 +60,44 @@ describe('haystack start --max-body', () => {
     const { key } = (await chunkedFits.json()) as { key: number };
     expect(key).toBe(fits.key + 1);
     expect(server.running()).toBe(true);
+  });
+
+  it('a chunked upload far over the limit, still being sent when it is refused, gets its 413 and the connection stays usable', async () => {
+    const dir = await cli.tempDir();
+    const { url } = await cli.start(dir, ['--max-body', '1M']);
+    const before = await getStatus(url);
+    const connection = await connect(url);
+    await connection.write(
+      'POST /file HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n',
+    );
+    // 8 MiB in 64 KiB chunks, sent as fast as the server takes them: far past the point where
+    // the server refuses the upload. Cancelling the body there used to reset the connection, and
+    // the client, still sending, never read the answer.
+    const chunk = randomBody(64 * 1024);
+    const sending = (async () => {
+      for (let i = 0; i < 128; i++) {
+        await connection.write(`${chunk.byteLength.toString(16)}\r\n`);
+        await connection.write(chunk);
+        await connection.write('\r\n');
+      }
+      await connection.write('0\r\n\r\n');
+    })();
+    const refused = await connection.readResponse();
+    expect(refused.status).toBe(413);
+    expect(JSON.parse(refused.body.toString())).toMatchObject({ error: { code: 'too_large' } });
+    await sending; // every byte of the body was taken, none of it stored
+
+    // The rest of the body was read and dropped: the same connection serves the next request.
+    const body = randomBody(100);
+    await connection.write(
+      `POST /file HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: ${body.byteLength}\r\n\r\n`,
+    );
+    await connection.write(body);
+    const stored = await connection.readResponse();
+    expect(stored.status).toBe(201);
+    const { key } = JSON.parse(stored.body.toString()) as { key: number };
+    await expectFile(url, { key, bytes: body, contentType: 'text/plain' });
+    expect((await getStatus(url)).liveNeedles).toBe(before.liveNeedles + 1);
+    connection.abort();
   });
 });
