@@ -1,3 +1,4 @@
+import { randomFillSync } from 'node:crypto';
 import type { FileInfo } from '../storage/index.ts';
 
 /** Strong ETag of a file: content under a key never changes, and the cookie tells stores apart. */
@@ -9,7 +10,19 @@ export function fileInfo(fields: Omit<FileInfo, 'etag'>): FileInfo {
   return { ...fields, etag: etagOf(fields.key, fields.cookie) };
 }
 
-/** A random 32-bit cookie (Math.random is enough: it guards caches, not secrets). */
+/** Cookies drawn from the system's CSPRNG in batches: one call per 1,024 files. */
+const cookiePool = new Uint32Array(1024);
+let nextCookie = cookiePool.length;
+
+/**
+ * A random 32-bit cookie. With cookies required, the cookie is what stops a stranger from reading
+ * files by guessing ids, so it must not be predictable from cookies a client has seen: it comes
+ * from the CSPRNG, not Math.random (whose state a few outputs give away).
+ */
 export function randomCookie(): number {
-  return (Math.random() * 2 ** 32) >>> 0;
+  if (nextCookie === cookiePool.length) {
+    randomFillSync(cookiePool);
+    nextCookie = 0;
+  }
+  return cookiePool[nextCookie++] as number;
 }

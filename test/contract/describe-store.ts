@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   type BlobStore,
   DEFAULT_CONTENT_TYPE,
@@ -539,6 +539,18 @@ export function describeStore(name: string, open: () => Promise<StoreFixture>): 
         ];
         return [...new Set(candidates)].filter((cookie) => cookie !== info.cookie);
       }
+
+      it('draws cookies from the CSPRNG, not Math.random (whose outputs give its state away)', async () => {
+        const { store } = fx();
+        const random = vi.spyOn(Math, 'random').mockReturnValue(0.5);
+        try {
+          const cookies = new Set<number>();
+          for (let i = 0; i < 20; i++) cookies.add((await store.put({ body: null })).cookie);
+          expect(cookies.size).toBe(20);
+        } finally {
+          random.mockRestore();
+        }
+      });
 
       it('with the right cookie, get, head, replace and delete work as without one', async () => {
         const { store } = fx();
