@@ -3,19 +3,31 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { failed, formatResult, runTorture, type TortureMode } from './torture/harness.ts';
+import {
+  failed,
+  formatResult,
+  runTorture,
+  TORTURE_MODES,
+  type TortureMode,
+} from './torture/harness.ts';
 import { CliProcess } from './torture/server.ts';
 
 /**
- * `npm run torture -- --cycles N [--mode kill|lost-cache|mixed] [--seed S] [--fsync always|never]
- * [--clients N] [--max-size BYTES] [--volume-size SIZE] [--data DIR] [--quiet]`
+ * `npm run torture -- --cycles N [--mode kill|lost-cache|compact|mixed] [--seed S]
+ * [--fsync always|never] [--clients N] [--max-size BYTES] [--volume-size SIZE] [--data DIR]
+ * [--quiet]`
  *
- * Crash loop: see torture/harness.ts. Prints the seed first (run again with --seed to repeat the
- * same choices), a line per cycle, then `cycles, acknowledged writes, lost, wrong bytes, duplicate
- * keys`. Exits 1 on any loss or broken expectation, 2 on a bad command line.
+ * Crash loop: see torture/harness.ts (and torture/compaction.ts for `compact`). Prints the seed
+ * first (run again with --seed to repeat the same choices), a line per cycle, then `cycles,
+ * acknowledged writes, lost, wrong bytes, duplicate keys` (and, with compactions, how many kills
+ * landed mid-compaction). Exits 1 on any loss or broken expectation, 2 on a bad command line.
  */
-const usage = `Usage: npm run torture -- --cycles N [--mode kill|lost-cache|mixed] [--seed S]
+const usage = `Usage: npm run torture -- --cycles N [--mode kill|lost-cache|compact|mixed] [--seed S]
        [--fsync always|never] [--clients N] [--max-size BYTES] [--volume-size SIZE] [--data DIR] [--quiet]
+
+  compact: online compactions (POST /admin/compact) run while clients write, and the kill lands
+  mid-compaction in most cycles. Give it a small --volume-size (such as 8M) so that there are
+  many volumes with garbage.
 `;
 
 function fail(message: string): never {
@@ -61,11 +73,13 @@ if (values.help) {
 }
 
 const mode = (values.mode ?? 'mixed') as TortureMode;
-if (!['kill', 'lost-cache', 'mixed'].includes(mode)) fail(`unknown --mode ${values.mode}`);
+if (!TORTURE_MODES.includes(mode)) fail(`unknown --mode ${values.mode}`);
 const fsync = values.fsync ?? 'always';
 if (fsync !== 'always' && fsync !== 'never') fail(`--fsync must be always or never`);
-if (fsync === 'never' && mode !== 'kill') {
-  fail('--fsync never only with --mode kill: a lost page cache loses what was never synced');
+if (fsync === 'never' && mode !== 'kill' && mode !== 'compact') {
+  fail(
+    '--fsync never only with --mode kill or compact: a lost page cache loses what was never synced',
+  );
 }
 const cycles = integer(values.cycles, 'cycles', 10, 1);
 const seed = integer(values.seed, 'seed', randomInt(2 ** 31));

@@ -51,12 +51,13 @@ async function ensureDirectory(dir: string): Promise<void> {
 
 /**
  * Removes what a crash can leave half-made: a volume being created (`N.dat.new`) and a
- * compaction's copy (`N.dat.compact`, `N.idx.compact`). The volumes in use never depend on them.
+ * compaction's copy (`N.dat.compact`, `N.idx.compact`, and `N.dat.compact.new`, the copy's own
+ * temp name while its superblock is written). The volumes in use never depend on them.
  */
 export async function removeLeftovers(dir: string): Promise<string[]> {
   const removed: string[] = [];
   for (const name of await readdir(dir)) {
-    if (/^[1-9][0-9]{0,8}\.(dat\.new|dat\.compact|idx\.compact)$/.test(name)) {
+    if (/^[1-9][0-9]{0,8}\.(dat\.new|dat\.compact(\.new)?|idx\.compact)$/.test(name)) {
       await rm(join(dir, name), { force: true });
       removed.push(name);
     }

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, rm, stat, truncate, unlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,6 +6,22 @@ import { verifyDataDir } from '../../adapters/volume/index.ts';
 import { NeedleKind, needleLength, TOMBSTONE_LENGTH } from '../../adapters/volume/needle.ts';
 import { scanVolume } from '../../adapters/volume/scan.ts';
 import { SUPERBLOCK_SIZE, VolumeFile } from '../../adapters/volume/volume-file.ts';
+import {
+  ADMIN_FLAGS,
+  type CompactionStats,
+  Compactions,
+  formatCompaction,
+  readWhileCompacting,
+} from './compaction.ts';
+import {
+  type Content,
+  describeDifference,
+  REQUEST_TIMEOUT_MS,
+  type Read,
+  readKey,
+  sameContent,
+  sha256,
+} from './content.ts';
 import { Random } from './random.ts';
 import { CliProcess, runCli, ServerProcess } from './server.ts';
 
@@ -26,15 +41,26 @@ import { CliProcess, runCli, ServerProcess } from './server.ts';
  *   or absent, never partial; keys they touched read back their old content or 404;
  * - GET /status counts exactly the files the clients know of.
  *
+ * `compact` cycles (torture/compaction.ts) run online compactions while the clients write, kill
+ * the server while one has no answer yet (in most cycles), and check what `verify` finds after the
+ * kill and after the restart. `mixed` picks kill, lost-cache or compact for each cycle.
+ *
  * At the end the server is stopped gracefully and `verify` must find no problem.
  */
-export type TortureMode = 'kill' | 'lost-cache' | 'mixed';
+export type TortureMode = 'kill' | 'lost-cache' | 'compact' | 'mixed';
+export const TORTURE_MODES: readonly TortureMode[] = ['kill', 'lost-cache', 'compact', 'mixed'];
+
+/** What one cycle does; `mixed` picks one of these for each cycle. */
+type CycleKind = Exclude<TortureMode, 'mixed'>;
 
 export interface TortureOptions {
   cycles: number;
   mode: TortureMode;
   seed: number;
-  /** The server's --fsync; `lost-cache` needs `always` (it assumes acknowledged = on disk). */
+  /**
+   * The server's --fsync; `lost-cache` and `mixed` need `always` (they assume acknowledged = on
+   * disk); `never` suits `kill` and `compact`, whose crashes are process crashes.
+   */
   fsync?: 'always' | 'never';
   /** Concurrent clients during each cycle. Default 4. */
   clients?: number;
@@ -42,7 +68,7 @@ export interface TortureOptions {
   maxFileSize?: number;
   /**
    * The kill comes this many milliseconds (random in the range) after the cycle's first
-   * acknowledged write. Default 0 to 400.
+   * acknowledged write; in compact cycles the first compact request does. Default 0 to 400.
    */
   killDelayMs?: readonly [number, number];
   /** The server's --volume-size (small volumes exercise the roll-over); default the server's. */
@@ -74,6 +100,8 @@ export interface TortureResult {
   halfReplaces: number;
   /** Bytes cut off volumes in lost-cache cycles, in total. */
   bytesCut: number;
+  /** Compact cycles: requests, answers, kills that landed mid-compaction; absent without them. */
+  compaction?: CompactionStats;
   /** The first failures, in words, with their cycle. */
   failures: string[];
   durationMs: number;
@@ -95,15 +123,8 @@ export function formatResult(result: TortureResult): string {
   return [
     `cycles ${r.cycles}, acknowledged writes ${r.acknowledged}, lost ${r.lost}, wrong bytes ${r.wrongBytes}, duplicate keys ${r.duplicateKeys}`,
     `  resurrected ${r.resurrected}, other failures ${r.otherFailures}; unacknowledged writes: ${r.unacknowledged.landedWhole} landed whole, ${r.unacknowledged.absent} absent; half-applied replaces ${r.halfReplaces}; bytes cut (lost cache) ${r.bytesCut}; ${(r.durationMs / 1000).toFixed(1)} s; seed ${r.seed}`,
+    ...(r.compaction ? [formatCompaction(r.compaction)] : []),
   ].join('\n');
-}
-
-/** What a client knows of a file it sent: enough to check it without keeping its bytes. */
-interface Content {
-  sha256: string;
-  size: number;
-  /** As the server must give it back. */
-  contentType: string;
 }
 
 interface PendingWrite {
@@ -123,8 +144,14 @@ const CONTENT_TYPES = [
 const OCTET_STREAM = 'application/octet-stream';
 const MAX_FAILURES_KEPT = 50;
 const CHECK_CONCURRENCY = 8;
-const REQUEST_TIMEOUT_MS = 30_000;
 const MAX_LIVE = 300;
+/**
+ * Compact cycles last as long as their compactions, which grow with the number of volumes: past
+ * this many acknowledged writes their clients only trickle (one write each per pause), so that
+ * what every later cycle checks does not balloon.
+ */
+const COMPACT_CYCLE_WRITES = 300;
+const TRICKLE_PAUSE_MS = 250;
 /** A cycle whose writes get no answer for this long is killed anyway (and that is reported). */
 const FIRST_ACK_CEILING_MS = 30_000;
 
@@ -164,6 +191,8 @@ class Torture {
   readonly #servedUnanswered = new Set<number>();
   /** Resolves the current cycle's wait for its first acknowledged write. */
   #onAcknowledged: () => void = () => {};
+  /** Present when the mode has compact cycles. */
+  readonly #compactions: Compactions | undefined;
 
   constructor(options: TortureOptions) {
     this.#options = {
@@ -178,7 +207,12 @@ class Torture {
     this.#serverFlags = ['--fsync', this.#options.fsync];
     if (options.volumeSize !== undefined)
       this.#serverFlags.push('--volume-size', options.volumeSize);
-    if (this.#options.mode !== 'kill' && this.#options.fsync !== 'always') {
+    const { mode } = this.#options;
+    if (mode === 'compact' || mode === 'mixed') {
+      this.#compactions = new Compactions();
+      this.#serverFlags.push(...ADMIN_FLAGS);
+    }
+    if ((mode === 'lost-cache' || mode === 'mixed') && this.#options.fsync !== 'always') {
       throw new RangeError(
         'the lost-cache simulation assumes that acknowledged means on disk: use --fsync always',
       );
@@ -197,6 +231,7 @@ class Torture {
       unacknowledged: { landedWhole: 0, absent: 0 },
       halfReplaces: 0,
       bytesCut: 0,
+      ...(this.#compactions ? { compaction: this.#compactions.stats } : {}),
       failures: [],
       durationMs: 0,
     };
@@ -244,8 +279,20 @@ class Torture {
     serverFlags: readonly string[],
   ): Promise<ServerProcess | undefined> {
     const rng = new Random(this.#options.seed, cycle);
-    const lostCache =
-      this.#options.mode === 'lost-cache' || (this.#options.mode === 'mixed' && rng.chance(0.5));
+    const { mode } = this.#options;
+    const kind: CycleKind =
+      mode === 'mixed' ? rng.pick(['kill', 'lost-cache', 'compact'] as const) : mode;
+    const compaction =
+      kind === 'compact'
+        ? this.#compactions?.cycle({
+            url: server.url,
+            dir,
+            // A stream of its own: how many requests a cycle sends depends on timing.
+            rng: new Random(this.#options.seed, cycle, 0x636f),
+            warmupMs: this.#options.killDelayMs,
+            fail: (message) => this.#fail(cycle, 'other', message),
+          })
+        : undefined;
     const firstKey = (await this.#status(server.url)).nextKey;
 
     // Writes, then the kill.
@@ -258,7 +305,7 @@ class Torture {
     const firstAck = new Promise<void>((resolve) => {
       this.#onAcknowledged = resolve;
     });
-    const writes = this.#write(cycle, server.url, unanswered);
+    const writes = this.#write(cycle, server.url, unanswered, kind === 'compact');
     let ceiling: NodeJS.Timeout | undefined;
     const acknowledged = await Promise.race([
       firstAck.then(() => true),
@@ -270,14 +317,23 @@ class Torture {
     if (!acknowledged) {
       this.#fail(cycle, 'other', `no write acknowledged within ${FIRST_ACK_CEILING_MS} ms`);
     }
-    await new Promise((resolve) => setTimeout(resolve, delay));
+    let killed = `kill ${delay} ms after the first acknowledgement`;
+    if (compaction) killed = await compaction.untilKill();
+    else await new Promise((resolve) => setTimeout(resolve, delay));
     writes.stop();
     await server.kill();
     await writes.done;
 
-    const steps: string[] = [`kill ${delay} ms after the first acknowledgement`];
-    if (lostCache) {
+    const steps: string[] = [killed];
+    if (kind === 'lost-cache') {
       steps.push(...(await this.#loseCache(dir, rng)));
+    } else if (compaction) {
+      const { steps: found, rewritten } = await compaction.afterKill();
+      steps.push(...found);
+      // A compaction syncs its whole copy before renaming it in: later cuts must spare it.
+      for (const id of rewritten) {
+        this.#durable(id, (await stat(path.join(dir, `${id}.dat`))).size);
+      }
     } else {
       // What kill -9 leaves (torn tails, unfinished writes, a lagging index) is no problem.
       const report = await verifyDataDir({ dir });
@@ -321,6 +377,7 @@ class Torture {
     }
     const checking = performance.now();
     await this.#check(cycle, restarted.url, firstKey, unanswered);
+    await compaction?.afterRestart(restarted.stderr, this.#live.size);
     const acked = this.#result.acknowledged - acknowledgedBefore;
     const ms = (from: number, to = performance.now()) => Math.round(to - from);
     this.#log(
@@ -329,20 +386,30 @@ class Torture {
     return restarted;
   }
 
-  /** Starts the clients; `stop` makes them send nothing more, `done` settles once all are idle. */
-  #write(cycle: number, url: string, unanswered: PendingWrite[]) {
+  /**
+   * Starts the clients; `stop` makes them send nothing more, `done` settles once all are idle.
+   * While compactions run, the clients delete and replace more (compaction gets garbage to drop)
+   * and one more client reads acknowledged files back.
+   */
+  #write(cycle: number, url: string, unanswered: PendingWrite[], compacting: boolean) {
     let stopped = false;
-    /** Live keys a client may PUT or DELETE: one client at a time per key. */
+    /** Live keys a client may PUT or DELETE (or the reader read): one client at a time per key. */
     const pool = [...this.#live.keys()];
+    const [deletes, replaces] = compacting ? [0.25, 0.4] : [0.2, 0.25];
+    const trickleAfter = this.#result.acknowledged + COMPACT_CYCLE_WRITES;
     const client = async (id: number) => {
       const rng = new Random(this.#options.seed, cycle, id + 1);
       while (!stopped) {
-        const bias = this.#live.size > MAX_LIVE ? 0.5 : 0.2;
+        if (compacting && this.#result.acknowledged >= trickleAfter) {
+          await new Promise((resolve) => setTimeout(resolve, TRICKLE_PAUSE_MS));
+          if (stopped) break;
+        }
+        const bias = this.#live.size > MAX_LIVE ? deletes + 0.3 : deletes;
         const roll = rng.next();
         if (pool.length > 0 && roll < bias) {
           const key = takeRandom(pool, rng);
           await this.#delete(cycle, url, key);
-        } else if (pool.length > 0 && roll < bias + 0.25) {
+        } else if (pool.length > 0 && roll < bias + replaces) {
           const key = takeRandom(pool, rng);
           await this.#upload(cycle, url, rng, key, pool, unanswered);
         } else {
@@ -350,7 +417,21 @@ class Torture {
         }
       }
     };
-    const done = Promise.all(Array.from({ length: this.#options.clients }, (_, i) => client(i)));
+    const clients = Array.from({ length: this.#options.clients }, (_, i) => client(i));
+    const stats = this.#compactions?.stats;
+    if (compacting && stats) {
+      const reader = readWhileCompacting({
+        url,
+        pool,
+        live: this.#live,
+        rng: new Random(this.#options.seed, cycle, 0x7265),
+        stopped: () => stopped,
+        stats,
+        fail: (kind, message) => this.#fail(cycle, kind, message),
+      });
+      clients.push(reader);
+    }
+    const done = Promise.all(clients);
     return {
       stop: () => {
         stopped = true;
@@ -535,7 +616,7 @@ class Torture {
     const status = await this.#status(url);
 
     await eachLimited([...this.#live], CHECK_CONCURRENCY, async ([key, content]) => {
-      const read = await this.#read(url, key);
+      const read = await readKey(url, key);
       if (read.status !== 200 && this.#servedUnanswered.has(key)) {
         this.#fail(
           cycle,
@@ -575,7 +656,7 @@ class Torture {
       return at < 0 ? undefined : (unmatched.splice(at, 1)[0] as PendingWrite);
     };
     await eachLimited([...this.#uncertain], CHECK_CONCURRENCY, async ([key, content]) => {
-      const read = await this.#read(url, key);
+      const read = await readKey(url, key);
       if (read.status === 404) return;
       if (read.status === 200 && sameContent(read, content)) {
         present.add(key);
@@ -603,7 +684,7 @@ class Torture {
       }
     }
     await eachLimited(probe, CHECK_CONCURRENCY, async (key) => {
-      const read = await this.#read(url, key);
+      const read = await readKey(url, key);
       if (read.status === 404) return;
       const write = takeMatch(read);
       if (!write) {
@@ -668,19 +749,6 @@ class Torture {
     return (await res.json()) as { nextKey: number; liveNeedles: number };
   }
 
-  async #read(url: string, key: number): Promise<Read> {
-    const res = await fetch(`${url}/file/${key}`, {
-      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-    });
-    const bytes = new Uint8Array(await res.arrayBuffer());
-    return {
-      status: res.status,
-      sha256: sha256(bytes),
-      size: bytes.byteLength,
-      contentType: res.headers.get('content-type') ?? '',
-    };
-  }
-
   #acknowledgeKey(cycle: number, key: number): void {
     if (this.#issued.has(key)) {
       this.#fail(cycle, 'duplicateKeys', `key ${key} was handed out twice`);
@@ -730,29 +798,6 @@ class Torture {
     if (this.#result.failures.length < MAX_FAILURES_KEPT) this.#result.failures.push(line);
     this.#log(`FAIL ${line}`);
   }
-}
-
-interface Read {
-  status: number;
-  sha256: string;
-  size: number;
-  contentType: string;
-}
-
-function sameContent(read: Read, content: Content): boolean {
-  return (
-    read.sha256 === content.sha256 &&
-    read.size === content.size &&
-    read.contentType === content.contentType
-  );
-}
-
-function describeDifference(read: Read, content: Content): string {
-  return `got ${read.size} bytes of ${read.contentType} (sha256 ${read.sha256.slice(0, 12)}), stored ${content.size} bytes of ${content.contentType} (sha256 ${content.sha256.slice(0, 12)})`;
-}
-
-function sha256(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
 }
 
 function takeRandom(pool: number[], rng: Random): number {

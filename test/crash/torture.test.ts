@@ -11,7 +11,8 @@ import {
  * The short crash loop inside `npm test`: a few cycles of each mode (`npm run torture` runs as
  * many as asked). A fresh seed each run, printed on failure so that it can be repeated with
  * `npm run torture -- --seed S --mode M`. Files up to 128 KiB and short kill delays keep it quick;
- * the long run uses the full 0 B to 1 MiB.
+ * the long run uses the full 0 B to 1 MiB. In `compact` cycles the delay is the clients' head
+ * start before the first compact request, and most kills land while a compaction has no answer.
  */
 const quick: Omit<TortureOptions, 'mode' | 'seed' | 'cycles'> = {
   clients: 4,
@@ -27,6 +28,7 @@ describe('crash loop (short)', () => {
     ['lost-cache', 'always', 4],
     ['mixed', 'always', 4],
     ['kill', 'never', 3],
+    ['compact', 'always', 4],
   ] as const) {
     it(`loses nothing acknowledged: ${mode}, --fsync ${fsync}, ${cycles} cycles`, async () => {
       const seed = randomInt(2 ** 31);
@@ -43,6 +45,10 @@ describe('crash loop (short)', () => {
       expect(failed(result), summary).toBe(false);
       expect(result.cycles, summary).toBe(cycles);
       expect(result.acknowledged, summary).toBeGreaterThan(0);
+      if (mode === 'compact') {
+        expect(result.compaction?.cycles, summary).toBe(cycles);
+        expect(result.compaction?.requests, summary).toBeGreaterThan(0);
+      }
     });
   }
 });
