@@ -1,0 +1,446 @@
+/**
+ * `npm run bench:stream [-- options]`: large files through the server in flat memory (issue 5:
+ * a 2 GiB upload and download keep the server's RSS growth under 100 MiB).
+ *
+ * Starts the store's server (`node --import tsx wrangler-free-local/cli.ts start`, default
+ * settings: durable writes) as a child, warms it up with a 4 MiB file, takes its idle RSS, then
+ * over HTTP on 127.0.0.1: uploads SIZE bytes (a generated stream, AES-256-CTR of zeros, with
+ * Content-Length), downloads them whole, then downloads a Range (the middle half, from an odd
+ * offset). For each transfer: MB/s, the server's CPU time and its peak RSS over the idle RSS
+ * (VmRSS sampled every 50 ms and the kernel's VmHWM, reset before each transfer).
+ *
+ * Baseline in the same run, same client: a bare node:http server (this file, `--serve-bare`, also
+ * under tsx) that pipes the request to a file with fs.createWriteStream (then fdatasync, as the
+ * store's durable default does) and answers GETs with fs.createReadStream (Node's defaults,
+ * 64 KiB reads), Range included: what streaming costs in Node itself.
+ *
+ *   npm run bench:stream -- [--size 2G] [--range SIZE] [--dir /where/the/data/goes]
+ *                           [--fsync always|never] [--no-verify] [--only haystack|node-bare]
+ *
+ * With --verify (default) every download's sha256 is checked against what was sent.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createCipheriv, createHash, type Hash } from 'node:crypto';
+import { createReadStream, createWriteStream, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtemp, open, rm, stat } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { fmt, loadLine, machineLine, parseArgs, ROOT, table } from './lib.ts';
+
+const MiB = 1024 * 1024;
+const TARGET_GROWTH = 100 * MiB;
+const WARMUP = 4 * MiB;
+
+/** `2G`, `512M`, `64K`, `2GiB`, `1048576`: bytes, powers of 1024. */
+function parseBytes(text: string): number {
+  const match = /^(\d+)\s*([kKmMgG]?)(?:i?B)?$/.exec(text);
+  if (!match) throw new Error(`not a size: ${text}`);
+  const unit = { '': 1, k: 1024, m: MiB, g: 1024 * MiB }[(match[2] ?? '').toLowerCase()] ?? 1;
+  return Number(match[1]) * unit;
+}
+
+const mib = (bytes: number, digits = 1) => `${fmt(bytes / MiB, digits)} MiB`;
+
+// ---------------------------------------------------------------------------------------------
+// The bare baseline server (run as a child: `--serve-bare DIR`).
+
+async function serveBare(dir: string, fsync: boolean): Promise<void> {
+  let next = 1;
+  const server = http.createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+      res.end(String(err));
+    });
+  });
+  async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    if (req.method === 'POST' && req.url === '/file') {
+      const key = next++;
+      const file = path.join(dir, `${key}.bin`);
+      await pipeline(req, createWriteStream(file));
+      if (fsync) {
+        // fdatasync through a second descriptor flushes the file's data all the same.
+        const handle = await open(file, 'r');
+        await handle.datasync().finally(() => handle.close());
+      }
+      const body = JSON.stringify({ key, size: (await stat(file)).size });
+      res.writeHead(201, { 'content-type': 'application/json', location: `/file/${key}` });
+      res.end(body);
+      return;
+    }
+    const match = /^\/file\/(\d+)$/.exec(req.url ?? '');
+    if (req.method === 'GET' && match) {
+      const file = path.join(dir, `${match[1]}.bin`);
+      const { size } = await stat(file);
+      const range = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
+      const start = range ? Number(range[1]) : 0;
+      const end = range ? Math.min(Number(range[2]), size - 1) : size - 1;
+      res.writeHead(range ? 206 : 200, {
+        'content-type': 'application/octet-stream',
+        'content-length': end - start + 1,
+        ...(range ? { 'content-range': `bytes ${start}-${end}/${size}` } : {}),
+      });
+      await pipeline(createReadStream(file, { start, end }), res);
+      return;
+    }
+    res.writeHead(404).end();
+  }
+  server.listen(0, '127.0.0.1', () => {
+    const { port } = server.address() as AddressInfo;
+    console.log(`node-bare listening on http://127.0.0.1:${port}`);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client.
+
+const KEY = createHash('sha256').update('haystack bench:stream').digest();
+
+/** `length` bytes of the file from `offset`: AES-256-CTR of zeros, so any range can be made again. */
+function* pattern(offset: number, length: number, chunkSize = MiB): Generator<Buffer> {
+  const block = Math.floor(offset / 16);
+  const iv = Buffer.alloc(16);
+  iv.writeBigUInt64BE(BigInt(block), 8);
+  const cipher = createCipheriv('aes-256-ctr', KEY, iv);
+  const zeros = Buffer.alloc(chunkSize);
+  const skip = offset - block * 16;
+  if (skip > 0) cipher.update(zeros.subarray(0, skip));
+  for (let left = length; left > 0; ) {
+    const n = Math.min(left, chunkSize);
+    yield cipher.update(zeros.subarray(0, n));
+    left -= n;
+  }
+}
+
+function* hashing(chunks: Iterable<Buffer>, hash: Hash | undefined): Generator<Buffer> {
+  for (const chunk of chunks) {
+    hash?.update(chunk);
+    yield chunk;
+  }
+}
+
+interface Answer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  bytes: number;
+  sha256: string | undefined;
+  text: string;
+}
+
+function upload(url: string, length: number, body: Iterable<Buffer>): Promise<Answer> {
+  const req = http.request(`${url}/file`, {
+    method: 'POST',
+    headers: { 'content-length': length, 'content-type': 'video/mp4' },
+    agent: false,
+  });
+  const answer = readAnswer(req, false);
+  return pipeline(Readable.from(body), req).then(() => answer);
+}
+
+function download(
+  url: string,
+  key: number,
+  verify: boolean,
+  headers: http.OutgoingHttpHeaders = {},
+): Promise<Answer> {
+  const req = http.request(`${url}/file/${key}`, { headers, agent: false });
+  req.end();
+  return readAnswer(req, verify);
+}
+
+function readAnswer(req: http.ClientRequest, verify: boolean): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    req.once('error', reject);
+    req.once('response', (res) => {
+      const hash = verify ? createHash('sha256') : undefined;
+      let bytes = 0;
+      let text = '';
+      res.on('data', (chunk: Buffer) => {
+        hash?.update(chunk);
+        bytes += chunk.byteLength;
+        if (text.length < 4096) text += chunk.toString('latin1');
+      });
+      res.once('error', reject);
+      res.once('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          bytes,
+          sha256: hash?.digest('hex'),
+          text,
+        }),
+      );
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Watching the server process.
+
+function procStatus(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  const text = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text);
+  if (!match) throw new Error(`no ${field} in /proc/${pid}/status`);
+  return Number(match[1]) * 1024;
+}
+
+/** User + system CPU seconds the process used so far. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // Fields 14 and 15 of stat(5), counted from the state (field 3) here; clock ticks of 1/100 s.
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+interface Measured {
+  seconds: number;
+  cpu: number;
+  peakRss: number;
+}
+
+let hwmResettable = true;
+
+async function measure(pid: number, transfer: () => Promise<void>): Promise<Measured> {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+  } catch {
+    hwmResettable = false;
+  }
+  let peak = procStatus(pid, 'VmRSS');
+  const timer = setInterval(() => {
+    peak = Math.max(peak, procStatus(pid, 'VmRSS'));
+  }, 50);
+  const cpu = cpuSeconds(pid);
+  const started = performance.now();
+  try {
+    await transfer();
+  } finally {
+    clearInterval(timer);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  peak = Math.max(peak, procStatus(pid, 'VmRSS'));
+  if (hwmResettable) peak = Math.max(peak, procStatus(pid, 'VmHWM'));
+  return { seconds, cpu: cpuSeconds(pid) - cpu, peakRss: peak };
+}
+
+function startChild(
+  args: string[],
+  listening: RegExp,
+): Promise<{ child: ChildProcess; url: string }> {
+  return new Promise((resolve, reject) => {
+    // Its output is shown only if it fails to start (the store logs its shutdown on stderr).
+    const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    const collect = (chunk: string) => {
+      out += chunk;
+      const match = listening.exec(out);
+      if (match) resolve({ child, url: match[1] as string });
+    };
+    child.stdout?.setEncoding('utf8').on('data', collect);
+    child.stderr?.setEncoding('utf8').on('data', collect);
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited ${code}:\n${out}`)));
+  });
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+// ---------------------------------------------------------------------------------------------
+// One server through the three transfers.
+
+interface Run {
+  name: string;
+  startRss: number;
+  idleRss: number;
+  endRss: number;
+  upload: Measured;
+  download: Measured;
+  range: Measured;
+  verified: string;
+}
+
+interface Plan {
+  size: number;
+  rangeStart: number;
+  rangeLength: number;
+  verify: boolean;
+  fsync: 'always' | 'never';
+  parent: string;
+}
+
+async function runServer(name: 'haystack' | 'node-bare', plan: Plan): Promise<Run> {
+  const dir = await mkdtemp(path.join(plan.parent, `haystack-bench-stream-${name}-`));
+  const args =
+    name === 'haystack'
+      ? [
+          'wrangler-free-local/cli.ts',
+          'start',
+          '--data',
+          dir,
+          '--port',
+          '0',
+          '--max-body',
+          String(plan.size),
+          '--volume-size',
+          '32G',
+          '--fsync',
+          plan.fsync,
+        ]
+      : ['bench/stream.ts', '--serve-bare', dir, '--fsync', plan.fsync];
+  const { child, url } = await startChild(args, /listening on (http:\/\/[\d.:]+)/);
+  try {
+    const pid = child.pid as number;
+    const startRss = procStatus(pid, 'VmRSS');
+
+    // Warm-up: the same three requests on a small file, so the idle RSS includes what any
+    // request needs (code compiled, pools allocated).
+    const warm = await upload(url, WARMUP, pattern(0, WARMUP));
+    if (warm.status !== 201) throw new Error(`${name}: warm-up upload got ${warm.status}`);
+    const warmKey = (JSON.parse(warm.text) as { key: number }).key;
+    await download(url, warmKey, false);
+    await download(url, warmKey, false, { range: `bytes=12345-${WARMUP - 1000}` });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const idleRss = procStatus(pid, 'VmRSS');
+
+    const sent = plan.verify ? createHash('sha256') : undefined;
+    let stored: Answer | undefined;
+    const up = await measure(pid, async () => {
+      stored = await upload(url, plan.size, hashing(pattern(0, plan.size), sent));
+    });
+    if (stored?.status !== 201)
+      throw new Error(`${name}: upload got ${stored?.status}: ${stored?.text}`);
+    const key = (JSON.parse(stored.text) as { key: number }).key;
+
+    let whole: Answer | undefined;
+    const down = await measure(pid, async () => {
+      whole = await download(url, key, plan.verify);
+    });
+    if (whole?.status !== 200 || whole.bytes !== plan.size) {
+      throw new Error(`${name}: download got ${whole?.status}, ${whole?.bytes} bytes`);
+    }
+
+    const end = plan.rangeStart + plan.rangeLength - 1;
+    let ranged: Answer | undefined;
+    const range = await measure(pid, async () => {
+      ranged = await download(url, key, plan.verify, { range: `bytes=${plan.rangeStart}-${end}` });
+    });
+    if (ranged?.status !== 206 || ranged.bytes !== plan.rangeLength) {
+      throw new Error(`${name}: range got ${ranged?.status}, ${ranged?.bytes} bytes`);
+    }
+
+    let verified = 'not checked (--no-verify)';
+    if (sent) {
+      const sentHash = sent.digest('hex');
+      const rangeHash = createHash('sha256');
+      for (const chunk of pattern(plan.rangeStart, plan.rangeLength)) rangeHash.update(chunk);
+      const ok = whole.sha256 === sentHash && ranged.sha256 === rangeHash.digest('hex');
+      if (!ok) throw new Error(`${name}: the bytes read back differ from the bytes sent`);
+      verified = 'sha256 of the download and of the range match what was sent';
+    }
+    const endRss = procStatus(pid, 'VmRSS');
+    return { name, startRss, idleRss, endRss, upload: up, download: down, range, verified };
+  } finally {
+    await stopChild(child);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const fsync = String(args.get('fsync') ?? 'always');
+  if (fsync !== 'always' && fsync !== 'never') throw new Error('--fsync is always or never');
+  const bare = args.get('serve-bare');
+  if (typeof bare === 'string') return serveBare(bare, fsync === 'always');
+
+  const size = parseBytes(String(args.get('size') ?? '2G'));
+  const rangeLength = Math.min(
+    parseBytes(String(args.get('range') ?? String(Math.floor(size / 2)))),
+    size - 1,
+  );
+  const plan: Plan = {
+    size,
+    rangeStart: Math.min(Math.floor(size / 4) + 12_345, size - rangeLength),
+    rangeLength,
+    verify: args.get('verify') !== false,
+    fsync,
+    parent: String(args.get('dir') ?? os.tmpdir()),
+  };
+  const only = args.get('only');
+  const names = (['haystack', 'node-bare'] as const).filter((n) => !only || only === n);
+
+  console.log(`bench:stream  ${new Date().toISOString()}`);
+  console.log(machineLine());
+  console.log(
+    `file ${mib(size, 0)} (${fmt(size)} bytes), range bytes=${plan.rangeStart}-${plan.rangeStart + rangeLength - 1} ` +
+      `(${mib(rangeLength, 0)}); data under ${plan.parent}; fsync ${fsync}; client: node:http in this ` +
+      `process, Content-Length set, body generated on the fly${plan.verify ? ', downloads sha256-checked' : ''}`,
+  );
+  console.log(
+    'servers (one at a time, each a child under tsx): haystack = wrangler-free-local/cli.ts start; ' +
+      'node-bare = node:http, fs.createWriteStream / fs.createReadStream (bench/stream.ts --serve-bare)\n',
+  );
+
+  const runs: Run[] = [];
+  for (const name of names) runs.push(await runServer(name, plan));
+
+  const mbs = (bytes: number, m: Measured) => bytes / 1e6 / m.seconds;
+  const phases = [
+    { label: 'upload', bytes: size, pick: (r: Run) => r.upload },
+    { label: 'download', bytes: size, pick: (r: Run) => r.download },
+    { label: 'range download', bytes: rangeLength, pick: (r: Run) => r.range },
+  ];
+  const [store, reference] = [
+    runs.find((r) => r.name === 'haystack'),
+    runs.find((r) => r.name === 'node-bare'),
+  ];
+  const header = ['transfer', 'size'];
+  for (const r of runs) header.push(`${r.name} MB/s`);
+  if (store && reference) header.push('x bare');
+  for (const r of runs) header.push(`${r.name} RSS growth`);
+  if (store) header.push('target', '');
+  for (const r of runs) header.push(`${r.name} CPU s`);
+  const rows: string[][] = [header];
+  for (const phase of phases) {
+    const row = [phase.label, mib(phase.bytes, 0)];
+    for (const r of runs) row.push(fmt(mbs(phase.bytes, phase.pick(r)), 1));
+    if (store && reference) {
+      row.push(
+        fmt(mbs(phase.bytes, phase.pick(store)) / mbs(phase.bytes, phase.pick(reference)), 2),
+      );
+    }
+    for (const r of runs) row.push(mib(phase.pick(r).peakRss - r.idleRss));
+    if (store) {
+      const growth = phase.pick(store).peakRss - store.idleRss;
+      row.push(`< ${mib(TARGET_GROWTH, 0)}`, growth < TARGET_GROWTH ? 'met' : 'NOT MET');
+    }
+    for (const r of runs) row.push(fmt(phase.pick(r).cpu, 2));
+    rows.push(row);
+  }
+  console.log(table(rows));
+  console.log(
+    `\nRSS growth: peak RSS during the transfer minus the idle RSS after warm-up (VmRSS every 50 ms` +
+      `${hwmResettable ? ', and VmHWM reset before each transfer' : '; VmHWM could not be reset'}).`,
+  );
+  for (const r of runs) {
+    console.log(
+      `${r.name}: RSS ${mib(r.startRss)} at start, ${mib(r.idleRss)} idle after warm-up, ` +
+        `${mib(r.endRss)} after the transfers; ${r.verified}`,
+    );
+  }
+  console.log(loadLine());
+}
+
+await main();
