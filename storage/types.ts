@@ -69,6 +69,10 @@ export interface VolumeStatus {
   /** Needles that were deleted or replaced (their bytes are garbage until compaction). */
   deletedNeedles: number;
   liveBytes: number;
+  /**
+   * Bytes of deleted and replaced files still in the volume: what compacting it reclaims, at
+   * least (it may also drop tombstones that no longer retire anything).
+   */
   garbageBytes: number;
   /** garbageBytes / bytes, 0 for an empty volume. */
   garbageRatio: number;

@@ -26,6 +26,7 @@ export const optionSources = {
   maxBody: { flag: '--max-body', env: 'HAYSTACK_MAX_BODY' },
   fsync: { flag: '--fsync', env: 'HAYSTACK_FSYNC' },
   volumeSize: { flag: '--volume-size', env: 'HAYSTACK_VOLUME_SIZE' },
+  compactAt: { flag: '--compact-at', env: 'HAYSTACK_COMPACT_AT' },
   requireCookie: { flag: '--require-cookie', env: 'HAYSTACK_REQUIRE_COOKIE' },
   readOnly: { flag: '--read-only', env: 'HAYSTACK_READ_ONLY' },
   adminToken: { flag: '--admin-token', env: 'HAYSTACK_ADMIN_TOKEN' },
@@ -107,6 +108,17 @@ export const configSchema = v.object({
     ),
     String(defaults.volumeSize),
   ),
+  compactAt: v.optional(
+    v.pipe(
+      v.string(),
+      v.regex(
+        /^(?:0?\.[0-9]+|1(?:\.0*)?)$/,
+        (issue) => `must be a share such as 0.3, ${got(issue)}`,
+      ),
+      v.transform(Number),
+      v.gtValue(0, (issue) => `must be above 0, ${got(issue)}`),
+    ),
+  ),
   requireCookie: onOff,
   readOnly: onOff,
   adminToken: v.optional(
@@ -165,6 +177,7 @@ export function parseCommandLine(
     maxBody: values['max-body'],
     fsync: values.fsync,
     volumeSize: values['volume-size'],
+    compactAt: values['compact-at'],
     requireCookie: values['require-cookie'] ? 'true' : undefined,
     readOnly: values['read-only'] ? 'true' : undefined,
     adminToken: values['admin-token'],
@@ -210,6 +223,7 @@ function tokenize(argv: readonly string[]) {
       'max-body': { type: 'string' },
       fsync: { type: 'string' },
       'volume-size': { type: 'string' },
+      'compact-at': { type: 'string' },
       'require-cookie': { type: 'boolean' },
       'read-only': { type: 'boolean' },
       'admin-token': { type: 'string' },

@@ -35,6 +35,7 @@ export async function startServer(
     fsync: config.fsync,
     volumeSize: config.volumeSize,
     readOnly: config.readOnly,
+    ...(config.compactAt === undefined ? {} : { compactAt: config.compactAt }),
     log,
   });
   const app = createApp({

@@ -37,6 +37,9 @@ Options (each also from the environment; a flag wins over its variable):
   --volume-size B   Size at which a new volume file is started     HAYSTACK_VOLUME_SIZE
                     (1.dat, 2.dat, ...); suffixes as --max-body. From 1M to 32G.
                     Default 4G
+  --compact-at R    Compact a full volume in the background once   HAYSTACK_COMPACT_AT
+                    this share of its bytes is deleted or replaced files (0.3: 30%).
+                    Default: off (POST /admin/compact, or the compact command)
   --read-only       Serve reads only: POST, PUT and DELETE       HAYSTACK_READ_ONLY
                     answer 403 read_only. The server still owns the data directory.
   --require-cookie  Only /file/{key},{cookie} names a file: a    HAYSTACK_REQUIRE_COOKIE

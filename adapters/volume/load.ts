@@ -22,7 +22,7 @@ export class LiveSet {
   countsOf(volume: number): VolumeCounts {
     let counts = this.counts.get(volume);
     if (!counts) {
-      counts = { liveNeedles: 0, liveBytes: 0, deletedNeedles: 0 };
+      counts = { liveNeedles: 0, liveBytes: 0, deletedNeedles: 0, deadBytes: 0 };
       this.counts.set(volume, counts);
     }
     return counts;
@@ -49,6 +49,7 @@ export class LiveSet {
     counts.liveNeedles--;
     counts.liveBytes -= location.length;
     counts.deletedNeedles++;
+    counts.deadBytes += location.length;
   }
 }
 

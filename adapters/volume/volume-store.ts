@@ -17,6 +17,7 @@ import {
 } from '../../storage/index.ts';
 import { fileInfo, randomCookie } from '../file-info.ts';
 import { lockBody, readBody, tooLarge } from '../read-body.ts';
+import { AutoCompactor } from './auto-compact.ts';
 import { copyLiveNeedles } from './compact.ts';
 import { CompactNeedleMap } from './compact-needle-map.ts';
 import {
@@ -66,7 +67,12 @@ export interface VolumeStoreOptions {
   volumeSize?: number;
   /** Serve reads only: every write is refused with `read_only`. */
   readOnly?: boolean;
-  /** Where start-up findings go (damage stepped over, torn tails cut). */
+  /**
+   * Compact a volume that takes no more appends once this share of its bytes is garbage (deleted
+   * and replaced files), from 0 (exclusive) to 1. Default: never on its own (see `compact`).
+   */
+  compactAt?: number;
+  /** Where start-up findings and automatic compactions go. */
   log?: (line: string) => void;
 }
 
@@ -102,9 +108,13 @@ export class VolumeStore implements BlobStore {
   readonly #inFlight = new Set<Promise<unknown>>();
   /** Writes that retire a key (delete, replace) run one at a time per key. */
   readonly #keyQueues = new Map<Key, Promise<unknown>>();
+  readonly #autoCompactor: AutoCompactor | undefined;
 
   private constructor(
-    options: Required<Pick<VolumeStoreOptions, 'dir' | 'fsync' | 'volumeSize' | 'readOnly'>>,
+    options: Required<
+      Pick<VolumeStoreOptions, 'dir' | 'fsync' | 'volumeSize' | 'readOnly' | 'log'>
+    > &
+      Pick<VolumeStoreOptions, 'compactAt'>,
     lock: DirectoryLock,
     live: LiveSet,
     volumes: Map<number, Volume>,
@@ -119,6 +129,10 @@ export class VolumeStore implements BlobStore {
     this.#volumes = volumes;
     this.#writable = writable;
     this.#nextKey = live.maxKey + 1;
+    this.#autoCompactor =
+      options.compactAt === undefined
+        ? undefined
+        : new AutoCompactor(this, options.compactAt, options.log);
   }
 
   static async open(options: VolumeStoreOptions): Promise<VolumeStore> {
@@ -127,10 +141,14 @@ export class VolumeStore implements BlobStore {
       fsync = 'always',
       volumeSize = DEFAULT_VOLUME_SIZE,
       readOnly = false,
+      compactAt,
       log = () => {},
     } = options;
     if (!Number.isSafeInteger(volumeSize) || volumeSize < 1024 || volumeSize > MAX_VOLUME_BYTES) {
       throw new RangeError(`volumeSize must be from 1024 to ${MAX_VOLUME_BYTES} bytes`);
+    }
+    if (compactAt !== undefined && !(compactAt > 0 && compactAt <= 1)) {
+      throw new RangeError(`compactAt must be above 0 and at most 1, got ${compactAt}`);
     }
     const ids = await listVolumes(dir);
     const lock = await lockDirectory(dir);
@@ -177,7 +195,13 @@ export class VolumeStore implements BlobStore {
       throw err;
     }
     const writable = volumes.get(Math.max(...volumes.keys())) as Volume;
-    return new VolumeStore({ dir, fsync, volumeSize, readOnly }, lock, live, volumes, writable);
+    return new VolumeStore(
+      { dir, fsync, volumeSize, readOnly, log, ...(compactAt === undefined ? {} : { compactAt }) },
+      lock,
+      live,
+      volumes,
+      writable,
+    );
   }
 
   put(input: PutInput): Promise<FileInfo> {
@@ -188,7 +212,9 @@ export class VolumeStore implements BlobStore {
     return this.#track(() =>
       this.#exclusive(key, async () => {
         await this.#locateFile(key, cookie);
-        return this.#write(input, key);
+        const info = await this.#write(input, key);
+        this.#autoCompactor?.poke();
+        return info;
       }),
     );
   }
@@ -199,6 +225,7 @@ export class VolumeStore implements BlobStore {
         await this.#locateFile(key, cookie);
         this.#assertWritable();
         await this.#append([tombstone(key)], (offset) => [{ key, offset, length: 0 }]);
+        this.#autoCompactor?.poke();
       }),
     );
   }
@@ -240,9 +267,10 @@ export class VolumeStore implements BlobStore {
   status(): Promise<StoreStatus> {
     return this.#track(async () => {
       const volumes = [...this.#volumes.values()].map((volume) => {
-        const { liveNeedles, liveBytes, deletedNeedles } = volume.counts;
+        const { liveNeedles, liveBytes, deletedNeedles, deadBytes } = volume.counts;
         const bytes = volume.tail;
-        const garbageBytes = Math.max(0, bytes - SUPERBLOCK_SIZE - liveBytes);
+        // Deleted and replaced files only: tombstones stay, as they may retire keys elsewhere.
+        const garbageBytes = deadBytes;
         return {
           id: volume.id,
           bytes,
@@ -307,7 +335,7 @@ export class VolumeStore implements BlobStore {
       this.#assertWritable();
       const targets =
         id === undefined
-          ? [...this.#volumes.values()].filter((v) => v.tail - SUPERBLOCK_SIZE > v.counts.liveBytes)
+          ? [...this.#volumes.values()].filter((v) => v.counts.deadBytes > 0)
           : [this.#volumes.get(id) ?? throwNotFound(`no volume ${id}`)];
       const reports: CompactReport[] = [];
       for (const volume of targets) reports.push(await this.#compactVolume(volume));
@@ -356,6 +384,7 @@ export class VolumeStore implements BlobStore {
     counts.liveNeedles = 0;
     counts.liveBytes = 0;
     counts.deletedNeedles = 0;
+    counts.deadBytes = 0;
     for (const move of copy.moves) {
       const location = map.get(move.key);
       if (location?.volume === volume.id && location.offset === move.from) {
@@ -364,6 +393,7 @@ export class VolumeStore implements BlobStore {
         counts.liveBytes += move.length;
       } else {
         counts.deletedNeedles++;
+        counts.deadBytes += move.length;
       }
     }
     const old = volume.replaceFile(copy.file, index);

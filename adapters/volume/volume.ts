@@ -35,6 +35,8 @@ export interface VolumeCounts {
   liveNeedles: number;
   liveBytes: number;
   deletedNeedles: number;
+  /** Bytes of this volume's file needles deleted or replaced since: what compaction reclaims. */
+  deadBytes: number;
 }
 
 /**

@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { useCli } from '../support/cli.ts';
-import { expectFile, getStatus, postFile, randomBody } from '../support/http.ts';
+import {
+  deleteFile,
+  expectFile,
+  getStatus,
+  postFile,
+  randomBody,
+  type SentFile,
+} from '../support/http.ts';
 
 const TOKEN = 'e2e-admin-token-fedcba9876543210';
 
@@ -180,6 +187,10 @@ describe('haystack start: --read-only, --require-cookie, --admin-token', () => {
       [[], { HAYSTACK_READ_ONLY: 'maybe' }, /HAYSTACK_READ_ONLY .*must be 1, true, 0 or false/],
       [[], { HAYSTACK_REQUIRE_COOKIE: 'yes please' }, /HAYSTACK_REQUIRE_COOKIE .*must be 1/],
       [['--read-only=true'], {}, /--read-only/],
+      [['--compact-at', '0.0'], {}, /--compact-at must be above 0/],
+      [['--compact-at', '0'], {}, /--compact-at must be a share/],
+      [['--compact-at', '1.5'], {}, /--compact-at must be a share/],
+      [[], { HAYSTACK_COMPACT_AT: '30%' }, /HAYSTACK_COMPACT_AT .*must be a share/],
     ];
     for (const [args, env, problem] of cases) {
       const run = await cli.run(['start', '--data', dir, '--port', '0', ...args], env);
@@ -188,6 +199,41 @@ describe('haystack start: --read-only, --require-cookie, --admin-token', () => {
       expect(run.stderr, what).toMatch(problem);
       expect(run.stderr, what).not.toContain('short-token');
       expect(run.stderr, what).not.toContain('has a space in the token');
+    }
+  });
+
+  it('--compact-at compacts a full volume in the background once enough of it is deleted', async () => {
+    const dir = await cli.tempDir();
+    const server = await cli.start(dir, ['--volume-size', '1M', '--compact-at', '0.5']);
+    const files: Array<SentFile & { volume: number }> = [];
+    for (let i = 0; i < 40; i++) {
+      const file = await postFile(server.url, randomBody(64 * 1024), 'image/png');
+      files.push({ ...file, volume: file.json.volume });
+    }
+    const volumeOne = async () =>
+      ((await getStatus(server.url)).volumes as Array<{ id: number; bytes: number }>).find(
+        (v) => v.id === 1,
+      );
+    const before = await volumeOne();
+    const inFirst = files.filter((f) => f.volume === 1);
+    const doomed = inFirst.slice(0, Math.ceil(inFirst.length * 0.6));
+    for (const file of doomed) await deleteFile(server.url, file.key);
+
+    const deadline = Date.now() + 10_000;
+    while (
+      !/volume 1: compacted/.test(server.stdout() + server.stderr()) &&
+      Date.now() < deadline
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(server.stdout() + server.stderr()).toMatch(/volume 1: \d+% garbage \(compact-at 50%\)/);
+    expect((await volumeOne())?.bytes).toBeLessThan((before?.bytes ?? 0) / 2);
+    for (const file of files) {
+      if (doomed.includes(file)) {
+        expect((await fetch(`${server.url}/file/${file.key}`)).status).toBe(404);
+      } else {
+        await expectFile(server.url, file);
+      }
     }
   });
 });

@@ -12,6 +12,7 @@ export interface StoredJson {
   key: number;
   size: number;
   offset: number;
+  volume: number;
   flag: boolean;
   contentType?: string;
   etag?: string;

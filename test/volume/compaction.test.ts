@@ -214,4 +214,98 @@ describe('compaction', () => {
     await expectModel(store, model);
     await expect(store.compact(99)).rejects.toMatchObject({ code: 'not_found' });
   });
+
+  it('with compactAt, compacts a sealed volume once its garbage passes the share, never the writable one', async () => {
+    const logs: string[] = [];
+    const store = await openVolumeStore({
+      dir,
+      volumeSize: 64 * 1024,
+      compactAt: 0.5,
+      log: (line) => logs.push(line),
+    });
+    stores.push(store);
+    const model = await fill(store, 200);
+    const forget = (info: FileInfo) => {
+      model.live.delete(info.key);
+      model.gone.add(info.key);
+    };
+    const inVolume = (id: number) =>
+      [...model.live.values()].filter((f) => f.info.volume === id).map((f) => f.info);
+    const writable = Math.max(...(await store.status()).volumes.map((v) => v.id));
+    const bytesBefore = (await store.status()).volumes.find((v) => v.id === 1)?.bytes ?? 0;
+
+    // A third of volume 1 deleted: under the share, nothing happens.
+    const first = inVolume(1);
+    const third = Math.floor(first.length / 3);
+    for (const info of first.slice(0, third)) {
+      await store.delete(info.key);
+      forget(info);
+    }
+    await store.sync(); // lets a compaction that wrongly started get going
+    expect(logs.filter((line) => line.includes('compact'))).toEqual([]);
+    // Most of the writable volume deleted: it is never compacted on its own.
+    const newest = inVolume(writable);
+    for (const info of newest.slice(0, -1)) {
+      await store.delete(info.key);
+      forget(info);
+    }
+    // Past the share in volume 1, by deletes and replaces: it is compacted in the background.
+    const [replaced, ...rest] = first.slice(third);
+    if (!replaced) throw new Error('volume 1 holds too few files');
+    const bytes = Buffer.from('replacement');
+    const info = await store.replace(replaced.key, { body: bytes });
+    forget(replaced);
+    model.live.set(info.key, { info, bytes });
+    model.maxKey = info.key;
+    for (const gone of rest.slice(0, Math.ceil(first.length / 3))) {
+      await store.delete(gone.key);
+      forget(gone);
+    }
+    // Deletes that came while it ran are garbage in the compacted copy: under the share.
+    const deadline = Date.now() + 10_000;
+    while (!logs.some((line) => line.startsWith('volume 1: compacted')) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(logs.join('\n')).toMatch(/volume 1: \d+% garbage \(compact-at 50%\), compacting/);
+    expect(logs.join('\n')).toMatch(/volume 1: compacted, \d+ bytes reclaimed/);
+    const volume1 = (await store.status()).volumes.find((v) => v.id === 1);
+    expect(volume1?.bytes).toBeLessThan(bytesBefore);
+    expect(volume1?.garbageRatio).toBeLessThan(0.5);
+    const status = await store.status();
+    expect(status.volumes.find((v) => v.id === writable)?.garbageRatio).toBeGreaterThan(0.5);
+    expect(logs.join('\n')).not.toMatch(new RegExp(`volume ${writable}: .*compact`));
+    await expectModel(store, model);
+  });
+
+  it('counts as garbage only what compaction reclaims, and compact() leaves volumes without any alone', async () => {
+    const store = await open(64 * 1024);
+    const model = await fill(store, 200);
+    const victim = [...model.live.values()].find((f) => f.info.volume === 2);
+    if (!victim) throw new Error('volume 2 holds no file');
+    const before = (await store.status()).volumes.find((v) => v.id === 2);
+    await store.delete(victim.info.key);
+    model.live.delete(victim.info.key);
+    model.gone.add(victim.info.key);
+    const after = (await store.status()).volumes.find((v) => v.id === 2);
+    // The deleted file's needle became garbage; its tombstone (in the writable volume) did not.
+    expect((after?.garbageBytes ?? 0) - (before?.garbageBytes ?? 0)).toBe(
+      (before?.liveBytes ?? 0) - (after?.liveBytes ?? 0),
+    );
+    const first = await store.compact();
+    expect(first.map((r) => r.volume)).toEqual([2]);
+    const volumes = (await store.status()).volumes.length;
+    // Nothing left to reclaim anywhere (the writable volume holds a tombstone, which must stay):
+    // a second run rewrites nothing and starts no new volume.
+    expect(await store.compact()).toEqual([]);
+    const status = await store.status();
+    expect(status.volumes.length).toBe(volumes);
+    expect(status.garbageBytes).toBe(0);
+    await expectModel(store, model);
+  });
+
+  it('refuses a compactAt outside (0, 1]', async () => {
+    for (const compactAt of [0, -0.1, 1.5, Number.NaN]) {
+      await expect(openVolumeStore({ dir, compactAt })).rejects.toThrow(/compactAt/);
+    }
+  });
 });
