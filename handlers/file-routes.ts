@@ -28,7 +28,7 @@ const fileIdParam = validator(
   'param',
   (params: Record<string, string>, c: Context<AppEnv>): FileId => {
     const id = parseFileId(params.key);
-    if (id.cookie === undefined && c.var.requireCookie) {
+    if (id.cookie === undefined && c.get('requireCookie')) {
       throw new StoreError(
         'not_found',
         `no file with id ${id.key}: this server names files by key and cookie, /file/{key},{cookie} (the "fid" of the upload's answer)`,
@@ -40,12 +40,12 @@ const fileIdParam = validator(
 
 /** Where a stored file is: by file id when cookies are required (a bare key would not work). */
 function locationFor(c: Context<AppEnv>, info: FileInfo, replacing: boolean): string {
-  return locationOf(c.req.url, c.var.requireCookie ? fileId(info) : info.key, replacing);
+  return locationOf(c.req.url, c.get('requireCookie') ? fileId(info) : info.key, replacing);
 }
 
 /** POST /file */
 export const createFile = factory.createHandlers(async (c) => {
-  const info = await c.var.store.put(await uploadInput(c));
+  const info = await c.get('store').put(await uploadInput(c));
   return jsonResponse(storedFileJson(info), 201, { Location: locationFor(c, info, false) });
 });
 
@@ -56,7 +56,7 @@ export const createFile = factory.createHandlers(async (c) => {
  */
 export const readFile = factory.createHandlers(fileIdParam, async (c) => {
   const { key, cookie } = c.req.valid('param');
-  const store = c.var.store;
+  const store = c.get('store');
   const isHead = c.req.method === 'HEAD';
   const ifNoneMatch = c.req.header('if-none-match');
   // Range is defined for GET only (RFC 9110 14.2): HEAD describes the whole file.
@@ -95,14 +95,14 @@ export const readFile = factory.createHandlers(fileIdParam, async (c) => {
 /** PUT /file/{key}: the content moves to a new key, and the old key is gone for good. */
 export const replaceFile = factory.createHandlers(fileIdParam, async (c) => {
   const { key, cookie } = c.req.valid('param');
-  const info = await c.var.store.replace(key, await uploadInput(c), cookie);
+  const info = await c.get('store').replace(key, await uploadInput(c), cookie);
   return jsonResponse(storedFileJson(info), 200, { Location: locationFor(c, info, true) });
 });
 
 /** DELETE /file/{key} */
 export const deleteFile = factory.createHandlers(fileIdParam, async (c) => {
   const { key, cookie } = c.req.valid('param');
-  await c.var.store.delete(key, cookie);
+  await c.get('store').delete(key, cookie);
   return c.json({ key, flag: false as const }, 200);
 });
 

@@ -19,7 +19,7 @@ const SMALL_UPLOAD = 256 * 1024;
 export async function uploadInput(c: Context<AppEnv>): Promise<PutInput> {
   const length = parseContentLength(c.req.header('content-length'));
   const contentType = parseContentType(c.req.header('content-type'));
-  const limit = c.var.maxBody;
+  const limit = c.get('maxBody');
   if (length !== undefined && length > limit) {
     throw new StoreError(
       'too_large',
