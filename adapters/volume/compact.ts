@@ -1,5 +1,5 @@
 import { open, rm } from 'node:fs/promises';
-import { indexPath, volumePath } from './data-dir.ts';
+import { compactionPaths } from './data-dir.ts';
 import { encodeEntries, type IndexEntry, indexHeader } from './index-file.ts';
 import { NeedleKind, tombstone } from './needle.ts';
 import { scanVolume } from './scan.ts';
@@ -56,8 +56,7 @@ export async function copyLiveNeedles(
     }
   });
 
-  const tempVolume = `${volumePath(dir, source.id)}.compact`;
-  const tempIndex = `${indexPath(dir, source.id)}.compact`;
+  const { volume: tempVolume, index: tempIndex } = compactionPaths(dir, source.id);
   await rm(tempVolume, { force: true });
   const file = await VolumeFile.create(tempVolume, source.id);
   try {

@@ -10,6 +10,11 @@ export function indexPath(dir: string, id: number): string {
   return join(dir, `${id}.idx`);
 }
 
+/** Where a compaction of volume `id` writes its copy, before renaming it over the volume. */
+export function compactionPaths(dir: string, id: number): { volume: string; index: string } {
+  return { volume: `${volumePath(dir, id)}.compact`, index: `${indexPath(dir, id)}.compact` };
+}
+
 /** An empty file whose presence marks volume N read-only. */
 export function readOnlyMarkerPath(dir: string, id: number): string {
   return join(dir, `${id}.readonly`);

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { StoreError } from '../../storage/index.ts';
-import { indexPath, unfinishedVolume, volumeIds, volumePath } from './data-dir.ts';
+import { compactionPaths, indexPath, unfinishedVolume, volumeIds, volumePath } from './data-dir.ts';
 import { INDEX_ENTRY_SIZE, INDEX_HEADER_SIZE, indexHeader, readEntry } from './index-file.ts';
 import {
   FOOTER_SIZE,
@@ -124,6 +124,7 @@ export async function verifyDataDir(options: {
       continue;
     }
     const index = await readIndex(indexPath(dir, id));
+    const compactionIndex = await readIndex(compactionPaths(dir, id).index);
     let file: VolumeFile;
     try {
       file = await VolumeFile.open(volumePath(dir, id), id, 'r');
@@ -135,7 +136,7 @@ export async function verifyDataDir(options: {
     try {
       const checker = new VolumeCheck(id, file, report);
       await checker.scan(onProgress);
-      checker.compareIndex(index);
+      checker.compareIndex(index, compactionIndex);
       await checker.judgeRegions();
       for (const [offset, needle] of checker.needles) {
         report.needles++;
@@ -230,7 +231,11 @@ class VolumeCheck {
     );
   }
 
-  compareIndex(index: IndexRead): void {
+  /**
+   * `compactionIndex` is `N.idx.compact`: a compaction killed between its two renames leaves the
+   * new volume beside the old index, and its own index beside both; start-up rebuilds the index.
+   */
+  compareIndex(index: IndexRead, compactionIndex: IndexRead): void {
     if (index.state === 'missing') {
       this.#note(0, 'no index file: the next start rebuilds it by scanning the volume');
       return;
@@ -244,6 +249,17 @@ class VolumeCheck {
     }
     if (!index.header.equals(indexHeader(this.#file.nonce))) {
       const ours = index.header.subarray(0, 8).equals(indexHeader(this.#file.nonce).subarray(0, 8));
+      if (
+        ours &&
+        compactionIndex.state === 'present' &&
+        compactionIndex.header.equals(indexHeader(this.#file.nonce))
+      ) {
+        this.#note(
+          0,
+          "a compaction stopped between its two renames: the index is the old volume's; the next start rebuilds it and removes the leftover copy",
+        );
+        return;
+      }
       this.#problem(
         0,
         ours

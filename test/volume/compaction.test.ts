@@ -3,7 +3,12 @@ import { copyFile, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { openVolumeStore, rebuildIndexes, type VolumeStore } from '../../adapters/volume/index.ts';
+import {
+  openVolumeStore,
+  rebuildIndexes,
+  type VolumeStore,
+  verifyDataDir,
+} from '../../adapters/volume/index.ts';
 import type { FileInfo } from '../../storage/index.ts';
 
 let dir: string;
@@ -185,10 +190,20 @@ describe('compaction', () => {
     await copyFile(join(dir, '1.idx'), join(dir, 'old.idx'));
     await store.compact(1);
     await store.close();
+    // The state between the renames: the new volume, the old index, and the new index under
+    // its temp name.
+    await copyFile(join(dir, '1.idx'), join(dir, '1.idx.compact'));
     await rm(join(dir, '1.idx'));
     await copyFile(join(dir, 'old.idx'), join(dir, '1.idx')); // the index of before the swap
     await rm(join(dir, 'old.idx'));
+    // verify calls it what it is: not damage, a state start-up repairs.
+    const report = await verifyDataDir({ dir });
+    expect(report.problems).toEqual([]);
+    expect(report.notes.map((n) => n.message).join('\n')).toMatch(
+      /stopped between its two renames/,
+    );
     await expectModel(await open(), model);
+    expect(await readdir(dir)).not.toContain('1.idx.compact');
   });
 
   it('compacts an older volume while the newest keeps taking writes', async () => {
