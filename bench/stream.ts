@@ -20,15 +20,22 @@
  * With --verify (default) every download's sha256 is checked against what was sent.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createCipheriv, createHash, type Hash } from 'node:crypto';
-import { createReadStream, createWriteStream, readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
 import { mkdtemp, open, rm, stat } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import {
+  download,
+  pattern,
+  rss,
+  sha256Of,
+  upload,
+  watchTransfer,
+} from '../test/support/transfer.ts';
 import { fmt, loadLine, machineLine, parseArgs, ROOT, table } from './lib.ts';
 
 const MiB = 1024 * 1024;
@@ -95,97 +102,7 @@ async function serveBare(dir: string, fsync: boolean): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The client.
-
-const KEY = createHash('sha256').update('haystack bench:stream').digest();
-
-/** `length` bytes of the file from `offset`: AES-256-CTR of zeros, so any range can be made again. */
-function* pattern(offset: number, length: number, chunkSize = MiB): Generator<Buffer> {
-  const block = Math.floor(offset / 16);
-  const iv = Buffer.alloc(16);
-  iv.writeBigUInt64BE(BigInt(block), 8);
-  const cipher = createCipheriv('aes-256-ctr', KEY, iv);
-  const zeros = Buffer.alloc(chunkSize);
-  const skip = offset - block * 16;
-  if (skip > 0) cipher.update(zeros.subarray(0, skip));
-  for (let left = length; left > 0; ) {
-    const n = Math.min(left, chunkSize);
-    yield cipher.update(zeros.subarray(0, n));
-    left -= n;
-  }
-}
-
-function* hashing(chunks: Iterable<Buffer>, hash: Hash | undefined): Generator<Buffer> {
-  for (const chunk of chunks) {
-    hash?.update(chunk);
-    yield chunk;
-  }
-}
-
-interface Answer {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  bytes: number;
-  sha256: string | undefined;
-  text: string;
-}
-
-function upload(url: string, length: number, body: Iterable<Buffer>): Promise<Answer> {
-  const req = http.request(`${url}/file`, {
-    method: 'POST',
-    headers: { 'content-length': length, 'content-type': 'video/mp4' },
-    agent: false,
-  });
-  const answer = readAnswer(req, false);
-  return pipeline(Readable.from(body), req).then(() => answer);
-}
-
-function download(
-  url: string,
-  key: number,
-  verify: boolean,
-  headers: http.OutgoingHttpHeaders = {},
-): Promise<Answer> {
-  const req = http.request(`${url}/file/${key}`, { headers, agent: false });
-  req.end();
-  return readAnswer(req, verify);
-}
-
-function readAnswer(req: http.ClientRequest, verify: boolean): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    req.once('error', reject);
-    req.once('response', (res) => {
-      const hash = verify ? createHash('sha256') : undefined;
-      let bytes = 0;
-      let text = '';
-      res.on('data', (chunk: Buffer) => {
-        hash?.update(chunk);
-        bytes += chunk.byteLength;
-        if (text.length < 4096) text += chunk.toString('latin1');
-      });
-      res.once('error', reject);
-      res.once('end', () =>
-        resolve({
-          status: res.statusCode ?? 0,
-          headers: res.headers,
-          bytes,
-          sha256: hash?.digest('hex'),
-          text,
-        }),
-      );
-    });
-  });
-}
-
-// ---------------------------------------------------------------------------------------------
-// Watching the server process.
-
-function procStatus(pid: number, field: 'VmRSS' | 'VmHWM'): number {
-  const text = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text);
-  if (!match) throw new Error(`no ${field} in /proc/${pid}/status`);
-  return Number(match[1]) * 1024;
-}
+// Watching the server process (the client and the RSS watch are in test/support/transfer.ts).
 
 /** User + system CPU seconds the process used so far. */
 function cpuSeconds(pid: number): number {
@@ -203,27 +120,15 @@ interface Measured {
 
 let hwmResettable = true;
 
-async function measure(pid: number, transfer: () => Promise<void>): Promise<Measured> {
-  try {
-    writeFileSync(`/proc/${pid}/clear_refs`, '5');
-  } catch {
-    hwmResettable = false;
-  }
-  let peak = procStatus(pid, 'VmRSS');
-  const timer = setInterval(() => {
-    peak = Math.max(peak, procStatus(pid, 'VmRSS'));
-  }, 50);
+/** One transfer's time, peak RSS and the server's CPU time; notes if VmHWM could not be reset. */
+async function measure<T>(
+  pid: number,
+  transfer: () => Promise<T>,
+): Promise<Measured & { result: T }> {
   const cpu = cpuSeconds(pid);
-  const started = performance.now();
-  try {
-    await transfer();
-  } finally {
-    clearInterval(timer);
-  }
-  const seconds = (performance.now() - started) / 1000;
-  peak = Math.max(peak, procStatus(pid, 'VmRSS'));
-  if (hwmResettable) peak = Math.max(peak, procStatus(pid, 'VmHWM'));
-  return { seconds, cpu: cpuSeconds(pid) - cpu, peakRss: peak };
+  const { result, seconds, peakRss, hwmReset } = await watchTransfer(pid, transfer);
+  if (!hwmReset) hwmResettable = false;
+  return { result, seconds, cpu: cpuSeconds(pid) - cpu, peakRss };
 }
 
 function startChild(
@@ -301,54 +206,50 @@ async function runServer(name: 'haystack' | 'node-bare', plan: Plan): Promise<Ru
   const { child, url } = await startChild(args, /listening on (http:\/\/[\d.:]+)/);
   try {
     const pid = child.pid as number;
-    const startRss = procStatus(pid, 'VmRSS');
+    const startRss = rss(pid);
 
     // Warm-up: the same three requests on a small file, so the idle RSS includes what any
     // request needs (code compiled, pools allocated).
     const warm = await upload(url, WARMUP, pattern(0, WARMUP));
     if (warm.status !== 201) throw new Error(`${name}: warm-up upload got ${warm.status}`);
     const warmKey = (JSON.parse(warm.text) as { key: number }).key;
-    await download(url, warmKey, false);
-    await download(url, warmKey, false, { range: `bytes=12345-${WARMUP - 1000}` });
+    await download(url, warmKey, { hash: false });
+    await download(url, warmKey, { range: `bytes=12345-${WARMUP - 1000}`, hash: false });
     await new Promise((resolve) => setTimeout(resolve, 500));
-    const idleRss = procStatus(pid, 'VmRSS');
+    const idleRss = rss(pid);
 
     const sent = plan.verify ? createHash('sha256') : undefined;
-    let stored: Answer | undefined;
-    const up = await measure(pid, async () => {
-      stored = await upload(url, plan.size, hashing(pattern(0, plan.size), sent));
-    });
-    if (stored?.status !== 201)
-      throw new Error(`${name}: upload got ${stored?.status}: ${stored?.text}`);
+    const { result: stored, ...up } = await measure(pid, () =>
+      upload(url, plan.size, pattern(0, plan.size, { hash: sent })),
+    );
+    if (stored.status !== 201)
+      throw new Error(`${name}: upload got ${stored.status}: ${stored.text}`);
     const key = (JSON.parse(stored.text) as { key: number }).key;
 
-    let whole: Answer | undefined;
-    const down = await measure(pid, async () => {
-      whole = await download(url, key, plan.verify);
-    });
-    if (whole?.status !== 200 || whole.bytes !== plan.size) {
-      throw new Error(`${name}: download got ${whole?.status}, ${whole?.bytes} bytes`);
+    const { result: whole, ...down } = await measure(pid, () =>
+      download(url, key, { hash: plan.verify }),
+    );
+    if (whole.status !== 200 || whole.bytes !== plan.size) {
+      throw new Error(`${name}: download got ${whole.status}, ${whole.bytes} bytes`);
     }
 
     const end = plan.rangeStart + plan.rangeLength - 1;
-    let ranged: Answer | undefined;
-    const range = await measure(pid, async () => {
-      ranged = await download(url, key, plan.verify, { range: `bytes=${plan.rangeStart}-${end}` });
-    });
-    if (ranged?.status !== 206 || ranged.bytes !== plan.rangeLength) {
-      throw new Error(`${name}: range got ${ranged?.status}, ${ranged?.bytes} bytes`);
+    const { result: ranged, ...range } = await measure(pid, () =>
+      download(url, key, { range: `bytes=${plan.rangeStart}-${end}`, hash: plan.verify }),
+    );
+    if (ranged.status !== 206 || ranged.bytes !== plan.rangeLength) {
+      throw new Error(`${name}: range got ${ranged.status}, ${ranged.bytes} bytes`);
     }
 
     let verified = 'not checked (--no-verify)';
     if (sent) {
-      const sentHash = sent.digest('hex');
-      const rangeHash = createHash('sha256');
-      for (const chunk of pattern(plan.rangeStart, plan.rangeLength)) rangeHash.update(chunk);
-      const ok = whole.sha256 === sentHash && ranged.sha256 === rangeHash.digest('hex');
+      const ok =
+        whole.sha256 === sent.digest('hex') &&
+        ranged.sha256 === sha256Of(pattern(plan.rangeStart, plan.rangeLength));
       if (!ok) throw new Error(`${name}: the bytes read back differ from the bytes sent`);
       verified = 'sha256 of the download and of the range match what was sent';
     }
-    const endRss = procStatus(pid, 'VmRSS');
+    const endRss = rss(pid);
     return { name, startRss, idleRss, endRss, upload: up, download: down, range, verified };
   } finally {
     await stopChild(child);

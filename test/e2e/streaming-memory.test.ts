@@ -1,11 +1,8 @@
-import { createCipheriv, createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { useCli } from '../support/cli.ts';
 import { expectFile, getStatus, postFile, randomBody } from '../support/http.ts';
+import { download, pattern, rss, sha256Of, upload, watchTransfer } from '../support/transfer.ts';
 
 const MiB = 1024 * 1024;
 
@@ -18,128 +15,6 @@ const MiB = 1024 * 1024;
  */
 const FILE_SIZE = 256 * MiB;
 const RSS_GROWTH_BOUND = 64 * MiB;
-
-/** The file's bytes: AES-256-CTR of zeros under a fixed key, a seeded PRNG any range of which
- * can be generated again, so no test holds the file in memory. */
-const KEY = createHash('sha256').update('haystack streaming-memory test').digest();
-
-function* pattern(offset: number, length: number, chunkSize = MiB): Generator<Buffer> {
-  const block = Math.floor(offset / 16);
-  const iv = Buffer.alloc(16);
-  iv.writeBigUInt64BE(BigInt(block), 8);
-  const cipher = createCipheriv('aes-256-ctr', KEY, iv);
-  const zeros = Buffer.alloc(chunkSize);
-  const skip = offset - block * 16;
-  if (skip > 0) cipher.update(zeros.subarray(0, skip));
-  for (let left = length; left > 0; ) {
-    const n = Math.min(left, chunkSize);
-    yield cipher.update(zeros.subarray(0, n));
-    left -= n;
-  }
-}
-
-function sha256Of(chunks: Iterable<Buffer>): string {
-  const hash = createHash('sha256');
-  for (const chunk of chunks) hash.update(chunk);
-  return hash.digest('hex');
-}
-
-/** Passes chunks through, hashing them: the sha256 of what was actually sent. */
-function* hashing(chunks: Iterable<Buffer>, hash: ReturnType<typeof createHash>) {
-  for (const chunk of chunks) {
-    hash.update(chunk);
-    yield chunk;
-  }
-}
-
-interface Answer {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  bytes: number;
-  sha256: string;
-  text: string;
-}
-
-/** Sends `body` (an iterable of chunks, with backpressure) with a Content-Length. */
-function upload(
-  url: string,
-  length: number,
-  body: Iterable<Buffer> | AsyncIterable<Buffer>,
-): Promise<Answer> {
-  const req = http.request(`${url}/file`, {
-    method: 'POST',
-    headers: { 'content-length': length, 'content-type': 'video/mp4' },
-    agent: false,
-  });
-  const answer = readAnswer(req);
-  return pipeline(Readable.from(body, { objectMode: false }), req).then(() => answer);
-}
-
-function download(url: string, path: string, headers: http.OutgoingHttpHeaders = {}) {
-  const req = http.request(`${url}${path}`, { headers, agent: false });
-  req.end();
-  return readAnswer(req);
-}
-
-/** The response to `req`, its body hashed on the fly (only a short body is kept, as text). */
-function readAnswer(req: http.ClientRequest): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    req.once('error', reject);
-    req.once('response', (res) => {
-      const hash = createHash('sha256');
-      let bytes = 0;
-      let text = '';
-      res.on('data', (chunk: Buffer) => {
-        hash.update(chunk);
-        bytes += chunk.byteLength;
-        if (text.length < 4096) text += chunk.toString('latin1');
-      });
-      res.once('error', reject);
-      res.once('end', () =>
-        resolve({
-          status: res.statusCode ?? 0,
-          headers: res.headers,
-          bytes,
-          sha256: hash.digest('hex'),
-          text,
-        }),
-      );
-    });
-  });
-}
-
-function statusField(pid: number, field: 'VmRSS' | 'VmHWM'): number {
-  const text = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text);
-  if (!match) throw new Error(`no ${field} in /proc/${pid}/status`);
-  return Number(match[1]) * 1024;
-}
-
-/**
- * The child's peak RSS while `transfer` runs: VmRSS sampled every 50 ms, and the kernel's own
- * high-water mark (VmHWM) when it could be reset first (writing 5 to clear_refs), which also
- * catches a peak between two samples.
- */
-async function peakRss(pid: number, transfer: () => Promise<void>): Promise<number> {
-  let hwmReset = true;
-  try {
-    writeFileSync(`/proc/${pid}/clear_refs`, '5');
-  } catch {
-    hwmReset = false;
-  }
-  let peak = statusField(pid, 'VmRSS');
-  const timer = setInterval(() => {
-    peak = Math.max(peak, statusField(pid, 'VmRSS'));
-  }, 50);
-  try {
-    await transfer();
-  } finally {
-    clearInterval(timer);
-  }
-  peak = Math.max(peak, statusField(pid, 'VmRSS'));
-  if (hwmReset) peak = Math.max(peak, statusField(pid, 'VmHWM'));
-  return peak;
-}
 
 const mib = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`;
 
@@ -156,42 +31,37 @@ describe('haystack start: large files stream through in flat memory', () => {
     const warm = await upload(url, 3 * MiB, pattern(0, 3 * MiB));
     expect(warm.status, warm.text).toBe(201);
     const warmKey = (JSON.parse(warm.text) as { key: number }).key;
-    expect((await download(url, `/file/${warmKey}`)).bytes).toBe(3 * MiB);
-    expect((await download(url, `/file/${warmKey}`, { range: 'bytes=5-2000000' })).status).toBe(
-      206,
-    );
-    const baseline = statusField(pid, 'VmRSS');
+    expect((await download(url, warmKey)).bytes).toBe(3 * MiB);
+    expect((await download(url, warmKey, { range: 'bytes=5-2000000' })).status).toBe(206);
+    const baseline = rss(pid);
 
     const sent = createHash('sha256');
-    let stored: Answer | undefined;
-    const uploadPeak = await peakRss(pid, async () => {
-      stored = await upload(url, FILE_SIZE, hashing(pattern(0, FILE_SIZE), sent));
-    });
-    expect(stored?.status, stored?.text).toBe(201);
-    const { key, size } = JSON.parse(stored?.text ?? '') as { key: number; size: number };
+    const { result: stored, peakRss: uploadPeak } = await watchTransfer(pid, () =>
+      upload(url, FILE_SIZE, pattern(0, FILE_SIZE, { hash: sent })),
+    );
+    expect(stored.status, stored.text).toBe(201);
+    const { key, size } = JSON.parse(stored.text) as { key: number; size: number };
     expect(size).toBe(FILE_SIZE);
     const sentHash = sent.digest('hex');
 
-    let whole: Answer | undefined;
-    const downloadPeak = await peakRss(pid, async () => {
-      whole = await download(url, `/file/${key}`);
-    });
-    expect(whole?.status).toBe(200);
-    expect(whole?.headers['content-length']).toBe(String(FILE_SIZE));
-    expect(whole?.bytes).toBe(FILE_SIZE);
-    expect(whole?.sha256).toBe(sentHash);
+    const { result: whole, peakRss: downloadPeak } = await watchTransfer(pid, () =>
+      download(url, key),
+    );
+    expect(whole.status).toBe(200);
+    expect(whole.headers['content-length']).toBe(String(FILE_SIZE));
+    expect(whole.bytes).toBe(FILE_SIZE);
+    expect(whole.sha256).toBe(sentHash);
 
     // A range from an odd offset deep in the file, to near its end.
     const start = 37 * MiB + 12_345;
     const end = FILE_SIZE - 1_001;
-    let ranged: Answer | undefined;
-    const rangePeak = await peakRss(pid, async () => {
-      ranged = await download(url, `/file/${key}`, { range: `bytes=${start}-${end}` });
-    });
-    expect(ranged?.status).toBe(206);
-    expect(ranged?.headers['content-range']).toBe(`bytes ${start}-${end}/${FILE_SIZE}`);
-    expect(ranged?.bytes).toBe(end - start + 1);
-    expect(ranged?.sha256).toBe(sha256Of(pattern(start, end - start + 1)));
+    const { result: ranged, peakRss: rangePeak } = await watchTransfer(pid, () =>
+      download(url, key, { range: `bytes=${start}-${end}` }),
+    );
+    expect(ranged.status).toBe(206);
+    expect(ranged.headers['content-range']).toBe(`bytes ${start}-${end}/${FILE_SIZE}`);
+    expect(ranged.bytes).toBe(end - start + 1);
+    expect(ranged.sha256).toBe(sha256Of(pattern(start, end - start + 1)));
 
     const growth = {
       upload: uploadPeak - baseline,
@@ -220,9 +90,9 @@ describe('haystack start: large files stream through in flat memory', () => {
       release = resolve;
     });
     async function* paced(): AsyncGenerator<Buffer> {
-      yield* hashing(pattern(0, half, 256 * 1024), sent);
+      yield* pattern(0, half, { chunkSize: 256 * 1024, hash: sent });
       await resume;
-      yield* hashing(pattern(half, size - half, 256 * 1024), sent);
+      yield* pattern(half, size - half, { chunkSize: 256 * 1024, hash: sent });
     }
     let answered = false;
     const large = upload(url, size, paced()).then((answer) => {
@@ -247,7 +117,7 @@ describe('haystack start: large files stream through in flat memory', () => {
     expect(info.size).toBe(size);
     // The small files were placed after the large file's reserved space, not made to wait for it.
     for (const file of stored) expect(file.json.offset).toBeGreaterThan(info.offset);
-    const back = await download(url, `/file/${info.key}`);
+    const back = await download(url, info.key);
     expect(back.bytes).toBe(size);
     expect(back.sha256).toBe(sent.digest('hex'));
     expect((await getStatus(url)).liveNeedles).toBe(21);
