@@ -366,14 +366,11 @@ class Torture {
       this.#fail(cycle, 'other', `the server did not start again: ${(err as Error).message}`);
       return undefined;
     }
-    // Start-up cut any torn tail and synced what its scan found past the index: all that the
-    // volumes now hold is on disk, and a later lost-cache cut may not go below it. Not so after
-    // `reload`: its index covers the whole volume, so start-up scans nothing and syncs nothing,
-    // and what the killed server left unsynced stays so (later cuts may take it).
-    if (recovery !== 'reload') {
-      for (const id of await volumeIds(dir)) {
-        this.#durable(id, (await stat(path.join(dir, `${id}.dat`))).size);
-      }
+    // Start-up cut any torn tail and synced every volume before serving it (also after `reload`,
+    // which only reads): all that the volumes now hold is on disk, and a later lost-cache cut may
+    // not go below it.
+    for (const id of await volumeIds(dir)) {
+      this.#durable(id, (await stat(path.join(dir, `${id}.dat`))).size);
     }
     const checking = performance.now();
     await this.#check(cycle, restarted.url, firstKey, unanswered);
