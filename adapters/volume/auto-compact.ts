@@ -1,10 +1,11 @@
-import { type CompactReport, isStoreError, type StoreStatus } from '../../storage/index.ts';
+import { type CompactReport, isStoreError } from '../../storage/index.ts';
 
 /** After a failed automatic compaction (a full disk, say), wait this long before the next try. */
 const RETRY_AFTER_MS = 10 * 60 * 1000;
 
 interface Compactable {
-  status(): Promise<StoreStatus>;
+  /** The volume taking no more appends with the largest share of garbage, if one has any. */
+  mostGarbage(): { id: number; garbageRatio: number } | undefined;
   compact(id: number): Promise<CompactReport[]>;
 }
 
@@ -27,20 +28,27 @@ export class AutoCompactor {
     this.#log = log;
   }
 
-  /** Garbage grew: look for a volume to compact, unless a compaction is already running. */
+  /**
+   * Garbage grew: compact a volume past the share, unless a compaction is already running. Called
+   * after every delete, so the usual answer (nothing to do) costs one pass over the volumes.
+   */
   poke(): void {
-    if (this.#running || Date.now() < this.#pausedUntil) return;
+    if (this.#running || Date.now() < this.#pausedUntil || !this.#target()) return;
     this.#running = true;
     void this.#run().finally(() => {
       this.#running = false;
     });
   }
 
+  #target(): { id: number; garbageRatio: number } | undefined {
+    const most = this.#store.mostGarbage();
+    return most && most.garbageRatio >= this.#threshold ? most : undefined;
+  }
+
   async #run(): Promise<void> {
     try {
       for (;;) {
-        const { volumes } = await this.#store.status();
-        const target = volumes.find((v) => v.readOnly && v.garbageRatio >= this.#threshold);
+        const target = this.#target();
         if (!target) return;
         this.#log(
           `volume ${target.id}: ${percent(target.garbageRatio)} garbage (compact-at ${percent(this.#threshold)}), compacting`,

@@ -132,7 +132,11 @@ export class VolumeStore implements BlobStore {
     this.#autoCompactor =
       options.compactAt === undefined
         ? undefined
-        : new AutoCompactor(this, options.compactAt, options.log);
+        : new AutoCompactor(
+            { mostGarbage: () => this.#sealedWithMostGarbage(), compact: (id) => this.compact(id) },
+            options.compactAt,
+            options.log,
+          );
   }
 
   static async open(options: VolumeStoreOptions): Promise<VolumeStore> {
@@ -268,18 +272,16 @@ export class VolumeStore implements BlobStore {
     return this.#track(async () => {
       const volumes = [...this.#volumes.values()].map((volume) => {
         const { liveNeedles, liveBytes, deletedNeedles, deadBytes } = volume.counts;
-        const bytes = volume.tail;
-        // Deleted and replaced files only: tombstones stay, as they may retire keys elsewhere.
-        const garbageBytes = deadBytes;
         return {
           id: volume.id,
-          bytes,
+          bytes: volume.tail,
           liveNeedles,
           deletedNeedles,
           liveBytes,
-          garbageBytes,
-          garbageRatio: ratio(garbageBytes, bytes),
-          readOnly: volume.readOnly || volume !== this.#writable,
+          // Deleted and replaced files only: tombstones stay, as they may retire keys elsewhere.
+          garbageBytes: deadBytes,
+          garbageRatio: garbageRatio(volume),
+          readOnly: this.#sealed(volume),
         };
       });
       const sum = (pick: (v: (typeof volumes)[number]) => number) =>
@@ -297,6 +299,22 @@ export class VolumeStore implements BlobStore {
         nextKey: this.#nextKey,
       };
     });
+  }
+
+  /** Takes no more appends: marked read-only, or no longer the newest. */
+  #sealed(volume: Volume): boolean {
+    return volume.readOnly || volume !== this.#writable;
+  }
+
+  /** For automatic compaction: cheap enough to ask after every delete. */
+  #sealedWithMostGarbage(): { id: number; garbageRatio: number } | undefined {
+    let most: { id: number; garbageRatio: number } | undefined;
+    for (const volume of this.#volumes.values()) {
+      if (!this.#sealed(volume)) continue;
+      const share = garbageRatio(volume);
+      if (share > (most?.garbageRatio ?? 0)) most = { id: volume.id, garbageRatio: share };
+    }
+    return most;
   }
 
   close(): Promise<void> {
@@ -852,6 +870,10 @@ function closed(): StoreError {
 
 function ratio(part: number, whole: number): number {
   return whole === 0 ? 0 : part / whole;
+}
+
+function garbageRatio(volume: Volume): number {
+  return ratio(volume.counts.deadBytes, volume.tail);
 }
 
 async function closeVolume(volume: Volume): Promise<void> {
