@@ -32,11 +32,11 @@ export function parseCount(text: string): number {
   return Math.round(Number(match[1]) * unit);
 }
 
-/** `1k`, `64KiB`, `1M`, `4096` as bytes (powers of 1024). */
+/** `1k`, `64KiB`, `1M`, `2G`, `4096` as bytes (powers of 1024). */
 export function parseSize(text: string): number {
-  const match = /^(\d+)\s*([kKmM]?)(?:i?B)?$/.exec(text);
+  const match = /^(\d+)\s*([kKmMgG]?)(?:i?B)?$/.exec(text);
   if (!match) throw new Error(`not a size: ${text}`);
-  const unit = { '': 1, k: 1024, m: 1024 * 1024 }[(match[2] ?? '').toLowerCase()] ?? 1;
+  const unit = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[(match[2] ?? '').toLowerCase()] ?? 1;
   return Number(match[1]) * unit;
 }
 

@@ -36,20 +36,13 @@ import { mkdtemp, open, readdir, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { openVolumeStore, rebuildIndexes } from '../adapters/volume/index.ts';
-import { fmt, loadLine, machineLine, median, parseArgs, ROOT, table } from './lib.ts';
+import { fmt, loadLine, machineLine, median, parseArgs, parseSize, ROOT, table } from './lib.ts';
 
 const MiB = 1024 * 1024;
 const BLOCK = 8 * MiB;
 
-function parseBytes(text: string): number {
-  const match = /^(\d+)\s*([kKmMgG]?)(?:i?B)?$/.exec(text);
-  if (!match) throw new Error(`not a size: ${text}`);
-  const unit = { '': 1, k: 1024, m: MiB, g: 1024 * MiB }[(match[2] ?? '').toLowerCase()] ?? 1;
-  return Number(match[1]) * unit;
-}
-
 const args = parseArgs(process.argv.slice(2));
-const size = parseBytes(String(args.get('size') ?? '2G'));
+const size = parseSize(String(args.get('size') ?? '2G'));
 const files = String(args.get('files') ?? 'mixed');
 const reps = Number(args.get('reps') ?? 5);
 const parent = String(args.get('dir') ?? os.tmpdir());
@@ -59,7 +52,7 @@ const profile = args.get('profile') === true;
 
 /** A file size drawn for the chosen mix. */
 function drawSize(): number {
-  if (files !== 'mixed') return parseBytes(files);
+  if (files !== 'mixed') return parseSize(files);
   const between = (lo: number, hi: number) => lo + Math.floor(Math.random() * (hi - lo + 1));
   return Math.random() < 0.5 ? between(100, 16 * 1024) : between(64 * 1024, MiB);
 }

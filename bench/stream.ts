@@ -36,19 +36,11 @@ import {
   upload,
   watchTransfer,
 } from '../test/support/transfer.ts';
-import { fmt, loadLine, machineLine, parseArgs, ROOT, table } from './lib.ts';
+import { fmt, loadLine, machineLine, parseArgs, parseSize, ROOT, table } from './lib.ts';
 
 const MiB = 1024 * 1024;
 const TARGET_GROWTH = 100 * MiB;
 const WARMUP = 4 * MiB;
-
-/** `2G`, `512M`, `64K`, `2GiB`, `1048576`: bytes, powers of 1024. */
-function parseBytes(text: string): number {
-  const match = /^(\d+)\s*([kKmMgG]?)(?:i?B)?$/.exec(text);
-  if (!match) throw new Error(`not a size: ${text}`);
-  const unit = { '': 1, k: 1024, m: MiB, g: 1024 * MiB }[(match[2] ?? '').toLowerCase()] ?? 1;
-  return Number(match[1]) * unit;
-}
 
 const mib = (bytes: number, digits = 1) => `${fmt(bytes / MiB, digits)} MiB`;
 
@@ -266,9 +258,9 @@ async function main(): Promise<void> {
   const bare = args.get('serve-bare');
   if (typeof bare === 'string') return serveBare(bare, fsync === 'always');
 
-  const size = parseBytes(String(args.get('size') ?? '2G'));
+  const size = parseSize(String(args.get('size') ?? '2G'));
   const rangeLength = Math.min(
-    parseBytes(String(args.get('range') ?? String(Math.floor(size / 2)))),
+    parseSize(String(args.get('range') ?? String(Math.floor(size / 2)))),
     size - 1,
   );
   const plan: Plan = {
