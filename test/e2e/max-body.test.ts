@@ -100,4 +100,31 @@ describe('haystack start --max-body', () => {
     expect((await getStatus(url)).liveNeedles).toBe(before.liveNeedles + 1);
     connection.abort();
   });
+
+  it('drops at most 64 MiB of a refused upload, then closes the connection: an endless body cannot hold it', async () => {
+    const dir = await cli.tempDir();
+    const { url } = await cli.start(dir, ['--max-body', '1M']);
+    const connection = await connect(url);
+    await connection.write(
+      'POST /file HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n',
+    );
+    const chunk = randomBody(64 * 1024);
+    const response = connection.readResponse();
+    let sent = 0;
+    try {
+      // Up to 256 MiB, four times the bound, unless the server closes the connection first.
+      while (sent < 256 * 1024 * 1024) {
+        await connection.write(`${chunk.byteLength.toString(16)}\r\n`);
+        await connection.write(chunk);
+        await connection.write('\r\n');
+        sent += chunk.byteLength;
+      }
+    } catch {
+      // EPIPE or a reset: the server closed the connection.
+    }
+    expect((await response).status).toBe(413);
+    await connection.closed;
+    expect(sent).toBeGreaterThan(64 * 1024 * 1024);
+    expect(sent).toBeLessThan(256 * 1024 * 1024);
+  });
 });
