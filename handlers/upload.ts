@@ -26,15 +26,21 @@ export async function uploadInput(c: Context<AppEnv>): Promise<PutInput> {
       `the body is ${length} bytes, over the limit of ${limit} bytes`,
     );
   }
-  const raw = c.req.raw.body;
+  // Only a large or chunked body touches `raw.body`: on @hono/node-server that getter builds a
+  // whole web Request (AbortSignal, ReadableStream), which costs more than storing a small file.
   const body =
-    length !== undefined && length <= SMALL_UPLOAD ? await smallBody(c) : raw && lingeringBody(raw);
+    length !== undefined && length <= SMALL_UPLOAD ? await smallBody(c) : streamedBody(c);
   return {
     body,
     limit,
     ...(length === undefined ? {} : { length }),
     ...(contentType === undefined ? {} : { contentType }),
   };
+}
+
+function streamedBody(c: Context<AppEnv>): ReadableStream<Uint8Array> | null {
+  const raw = c.req.raw.body;
+  return raw && lingeringBody(raw);
 }
 
 async function smallBody(c: Context<AppEnv>): Promise<Uint8Array> {
