@@ -1,3 +1,4 @@
+import { writeSync } from 'node:fs';
 import { type FileHandle, open, stat } from 'node:fs/promises';
 import { NEEDLE_ALIGNMENT } from './needle.ts';
 
@@ -111,15 +112,17 @@ export async function readIndex(
 }
 
 /**
- * Appends entries to an index file, one write at a time, in the order given. Entries are written
- * after the data they describe is durable; the index itself is synced on `sync` and at close.
+ * Appends entries to an index file, in the order given. Entries are written after the data they
+ * describe is durable; the index itself is synced on `sync` and at close. Writes are done on the
+ * calling thread: a few entries reach the page cache faster than a trip through libuv's thread
+ * pool, which on a busy core costs two context switches per batch of writes.
  */
 export class IndexWriter {
   readonly #handle: FileHandle;
   #position: number;
   /** Entries not yet written, in order; kept across failures so a later write can catch up. */
   #pending: Buffer[] = [];
-  #writing: Promise<void> | undefined;
+  #writeScheduled = false;
   #failure: unknown;
 
   private constructor(handle: FileHandle, position: number) {
@@ -152,61 +155,60 @@ export class IndexWriter {
     }
   }
 
-  /** Queues entries; they are written after everything appended before them. */
+  /**
+   * Queues entries behind everything appended before them. They are written at the end of this
+   * turn of the event loop, so that the writes completed in one turn cost one system call.
+   */
   append(entries: Buffer): void {
     this.#pending.push(entries);
-    void this.#write();
+    if (this.#writeScheduled) return;
+    this.#writeScheduled = true;
+    setImmediate(() => {
+      this.#writeScheduled = false;
+      this.#writePending();
+    });
   }
 
   /**
-   * Writes what is pending, one write at a time, at the end of what is written. A failed write
-   * (disk full) keeps the unwritten rest pending and is retried by the next append or sync: the
-   * volume stays the truth, and until then start-up just scans a little more.
+   * Writes what is pending at the end of what is written. A failed write (disk full) keeps the
+   * unwritten rest pending, to be retried by the next append or sync: the volume stays the
+   * truth, and until then start-up just scans a little more.
    */
-  #write(): Promise<void> {
-    this.#writing ??= (async () => {
+  #writePending(): void {
+    while (this.#pending.length > 0) {
+      const chunk = Buffer.concat(this.#pending.splice(0));
+      let written = 0;
       try {
-        while (this.#pending.length > 0) {
-          const chunk = Buffer.concat(this.#pending.splice(0));
-          let written = 0;
-          try {
-            while (written < chunk.byteLength) {
-              const { bytesWritten } = await this.#handle.write(
-                chunk,
-                written,
-                chunk.byteLength - written,
-                this.#position,
-              );
-              written += bytesWritten;
-              this.#position += bytesWritten;
-            }
-          } catch (err) {
-            this.#pending.unshift(chunk.subarray(written)); // ahead of entries queued since
-            throw err;
-          }
+        while (written < chunk.byteLength) {
+          const bytesWritten = writeSync(
+            this.#handle.fd,
+            chunk,
+            written,
+            chunk.byteLength - written,
+            this.#position,
+          );
+          written += bytesWritten;
+          this.#position += bytesWritten;
         }
-        this.#failure = undefined;
       } catch (err) {
+        this.#pending.unshift(chunk.subarray(written)); // ahead of entries queued since
         this.#failure = err;
-      } finally {
-        this.#writing = undefined;
+        return;
       }
-    })();
-    return this.#writing;
+    }
+    this.#failure = undefined;
   }
 
   /** Writes what is pending and makes the index durable; rejects if that is not possible now. */
   async sync(): Promise<void> {
-    await this.#writing;
-    await this.#write();
+    this.#writePending();
     if (this.#failure !== undefined) throw this.#failure;
     await this.#handle.sync();
   }
 
   /** Writes what it can; an index left behind only means a longer scan at the next start. */
   async close(): Promise<void> {
-    await this.#writing;
-    await this.#write();
+    this.#writePending();
     await this.#handle.sync().catch(() => {});
     await this.#handle.close();
   }

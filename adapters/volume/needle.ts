@@ -115,12 +115,15 @@ export function encodeNeedle(fields: NeedleFields): Buffer {
   const contentTypeLength = Buffer.byteLength(fields.contentType, 'latin1');
   const dataSize = fields.data.byteLength;
   const length = needleLength(contentTypeLength, dataSize);
-  const out = Buffer.alloc(length);
+  // Not zero-filled: every byte is written below. Small needles then come from Node's shared
+  // pool instead of each costing an ArrayBuffer of its own (fresh memory, GC work).
+  const out = Buffer.allocUnsafe(length);
   writeHeader(out, 0, { ...fields, contentTypeLength, dataSize });
   out.write(fields.contentType, HEADER_SIZE, 'latin1');
   out.set(fields.data, HEADER_SIZE + contentTypeLength);
   const end = HEADER_SIZE + contentTypeLength + dataSize;
   out.writeUInt32LE(crc32(out.subarray(0, end)), end);
+  out.fill(0, end + FOOTER_SIZE);
   return out;
 }
 

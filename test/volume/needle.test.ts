@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   decodeNeedle,
   encodeNeedle,
@@ -49,6 +49,23 @@ describe('needle codec', () => {
         expect(parts).toHaveLength(3);
         expect(parts[1]?.buffer).toBe(backing.buffer); // the caller's bytes, not a copy
       }
+    }
+  });
+
+  it('writes every byte itself, padding included, into uninitialized memory', () => {
+    // encodeNeedle takes uninitialized memory: here, memory full of 0xff.
+    const dirty = vi.spyOn(Buffer, 'allocUnsafe').mockImplementation((n) => Buffer.alloc(n, 0xff));
+    try {
+      for (let size = 0; size < 16; size++) {
+        const fields = { ...sample, data: Buffer.alloc(size, 0xee) };
+        const bytes = encodeNeedle(fields);
+        const end = HEADER_SIZE + 17 + size + 4;
+        expect(bytes.byteLength).toBe(needleLength(17, size));
+        expect([...bytes.subarray(end)]).toEqual(new Array(bytes.byteLength - end).fill(0));
+        expect(decodeNeedle(bytes)).toMatchObject({ key: sample.key, dataSize: size });
+      }
+    } finally {
+      dirty.mockRestore();
     }
   });
 
