@@ -1,5 +1,6 @@
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { SPOOL_FILE } from './spool.ts';
 
 /** Volume N lives in `N.dat`, its index in `N.idx`. */
 export function volumePath(dir: string, id: number): string {
@@ -57,12 +58,16 @@ async function ensureDirectory(dir: string): Promise<void> {
 /**
  * Removes what a crash can leave half-made: a volume being created (`N.dat.new`) and a
  * compaction's copy (`N.dat.compact`, `N.idx.compact`, and `N.dat.compact.new`, the copy's own
- * temp name while its superblock is written). The volumes in use never depend on them.
+ * temp name while its superblock is written), and chunked uploads spooled to disk
+ * (`upload-*.spool`). The volumes in use never depend on them.
  */
 export async function removeLeftovers(dir: string): Promise<string[]> {
   const removed: string[] = [];
   for (const name of await readdir(dir)) {
-    if (/^[1-9][0-9]{0,8}\.(dat\.new|dat\.compact(\.new)?|idx\.compact)$/.test(name)) {
+    if (
+      /^[1-9][0-9]{0,8}\.(dat\.new|dat\.compact(\.new)?|idx\.compact)$/.test(name) ||
+      SPOOL_FILE.test(name)
+    ) {
       await rm(join(dir, name), { force: true });
       removed.push(name);
     }

@@ -47,6 +47,7 @@ import {
   tombstone,
 } from './needle.ts';
 import type { NeedleLocation } from './needle-map.ts';
+import { GATHER_MAX, spoolBody } from './spool.ts';
 import type { Slot, Volume } from './volume.ts';
 import { SUPERBLOCK_SIZE, VolumeFile } from './volume-file.ts';
 
@@ -78,8 +79,6 @@ export interface VolumeStoreOptions {
 
 export const DEFAULT_VOLUME_SIZE = 4 * 1024 ** 3;
 
-/** Bodies up to this size are gathered in memory and written with one call. */
-const SMALL_BODY = 1024 * 1024;
 /** Needles up to this size are read whole (one read) and verified before any byte is answered. */
 const WHOLE_READ = 4 * 1024 * 1024;
 /** Needles up to this size are read on the event loop's thread (see VolumeFile.readNow). */
@@ -459,14 +458,33 @@ export class VolumeStore implements BlobStore {
     const { body, length } = input;
     if (
       length !== undefined &&
-      length > SMALL_BODY &&
+      length > GATHER_MAX &&
       body !== null &&
       !(body instanceof Uint8Array)
     ) {
       if (length > (input.limit ?? Number.POSITIVE_INFINITY)) throw tooLarge(input.limit ?? 0);
       return this.#streamFile(body, length, contentType, retire);
     }
-    const data = await readBody(input);
+    let data: Uint8Array;
+    if (length === undefined && body !== null && !(body instanceof Uint8Array)) {
+      const spooled = await spoolBody(
+        body,
+        input.limit ?? Number.POSITIVE_INFINITY,
+        this.#dir,
+      ).catch((err: unknown) => {
+        throw diskError(err);
+      });
+      if (spooled.kind === 'file') {
+        try {
+          return await this.#streamFile(spooled.body, spooled.size, contentType, retire);
+        } finally {
+          await spooled.remove();
+        }
+      }
+      data = spooled.data;
+    } else {
+      data = await readBody(input);
+    }
     if (this.#broken) throw this.#broken;
     const key = this.#nextKey++;
     const cookie = randomCookie();
@@ -812,6 +830,7 @@ async function* readChunks(body: ReadableStream<Uint8Array>): AsyncGenerator<Uin
   try {
     for (;;) {
       const result = await reader.read().catch((err: unknown) => {
+        if (err instanceof StoreError) throw err; // from a body the store made (a spool file)
         throw new StoreError('bad_request', 'the upload was aborted before its end', {
           cause: err,
         });

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, open, rmdir, unlink } from 'node:fs/promises';
+import { mkdtemp, open, readdir, rmdir, unlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -127,6 +127,11 @@ describe('a full disk', () => {
         body: randomBytes(300_000),
       });
       expect(replace.status).toBe(507);
+      // A chunked body too large to keep in memory goes to a spool file in the data directory
+      // first: refused the same way, and no spool file is left behind.
+      const chunked = store.put({ body: new Blob([randomBytes(3 * 1024 * 1024)]).stream() });
+      await expect(chunked).rejects.toMatchObject({ code: 'no_space' });
+      expect((await readdir(dir)).filter((name) => name.endsWith('.spool'))).toEqual([]);
       // Reads go on, and the refused PUT retired nothing.
       await expectFiles(app, files);
       expect((await app.request('/status')).status).toBe(200);

@@ -21,7 +21,7 @@ const mib = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`;
 describe('haystack start: large files stream through in flat memory', () => {
   const cli = useCli();
 
-  it(`uploads and downloads ${FILE_SIZE / MiB} MiB, whole and ranged, with RSS growth under ${RSS_GROWTH_BOUND / MiB} MiB`, async () => {
+  it(`uploads (declared and chunked) and downloads ${FILE_SIZE / MiB} MiB, whole and ranged, with RSS growth under ${RSS_GROWTH_BOUND / MiB} MiB`, async () => {
     const dir = await cli.tempDir();
     const server = await cli.start(dir, ['--max-body', '1G']);
     const { url, pid } = server;
@@ -63,16 +63,29 @@ describe('haystack start: large files stream through in flat memory', () => {
     expect(ranged.bytes).toBe(end - start + 1);
     expect(ranged.sha256).toBe(sha256Of(pattern(start, end - start + 1)));
 
+    // A chunked upload (no Content-Length): spooled to disk past 1 MiB, then copied in.
+    const sentChunked = createHash('sha256');
+    const { result: chunkedStored, peakRss: chunkedPeak } = await watchTransfer(pid, () =>
+      upload(url, undefined, pattern(0, FILE_SIZE, { hash: sentChunked })),
+    );
+    expect(chunkedStored.status, chunkedStored.text).toBe(201);
+    const chunkedInfo = JSON.parse(chunkedStored.text) as { key: number; size: number };
+    expect(chunkedInfo.size).toBe(FILE_SIZE);
+    const chunkedBack = await download(url, chunkedInfo.key);
+    expect(chunkedBack.sha256).toBe(sentChunked.digest('hex'));
+
     const growth = {
       upload: uploadPeak - baseline,
       download: downloadPeak - baseline,
       range: rangePeak - baseline,
+      chunked: chunkedPeak - baseline,
     };
-    const report = `baseline ${mib(baseline)}; peak growth: upload ${mib(growth.upload)}, download ${mib(growth.download)}, range ${mib(growth.range)}`;
+    const report = `baseline ${mib(baseline)}; peak growth: upload ${mib(growth.upload)}, download ${mib(growth.download)}, range ${mib(growth.range)}, chunked upload ${mib(growth.chunked)}`;
     console.log(`streaming-memory: ${FILE_SIZE / MiB} MiB file, ${report}`);
     expect(growth.upload, report).toBeLessThan(RSS_GROWTH_BOUND);
     expect(growth.download, report).toBeLessThan(RSS_GROWTH_BOUND);
     expect(growth.range, report).toBeLessThan(RSS_GROWTH_BOUND);
+    expect(growth.chunked, report).toBeLessThan(RSS_GROWTH_BOUND);
     expect(server.running()).toBe(true);
   });
 

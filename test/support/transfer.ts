@@ -59,12 +59,14 @@ export interface Answer {
 /** POST /file with a Content-Length, `body` streamed with backpressure, as a large upload is. */
 export function upload(
   url: string,
-  length: number,
+  /** `undefined`: no Content-Length, so the body goes chunked. */
+  length: number | undefined,
   body: Iterable<Buffer> | AsyncIterable<Buffer>,
 ): Promise<Answer> {
+  const declared = length === undefined ? {} : { 'content-length': length };
   const req = http.request(`${url}/file`, {
     method: 'POST',
-    headers: { 'content-length': length, 'content-type': 'video/mp4' },
+    headers: { ...declared, 'content-type': 'video/mp4' },
     agent: false,
   });
   const answer = readAnswer(req, false);

@@ -1,0 +1,136 @@
+import { randomBytes } from 'node:crypto';
+import { type FileHandle, open, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { StoreError } from '../../storage/index.ts';
+import { lockBody, tooLarge } from '../read-body.ts';
+
+/**
+ * Bodies up to this size are gathered in memory and written with one call; larger ones of
+ * declared length are streamed into their reserved space in the volume as they arrive.
+ *
+ * A body of unknown length (a chunked upload) cannot go straight into the volume: a needle's
+ * header holds its size, and its space is reserved before the bytes arrive. Up to this many
+ * bytes it is gathered in memory too; past it, the body goes on to a spool file in the data
+ * directory, which is then copied into the volume as a body of known length. So memory stays
+ * flat whatever the size; the price is writing a large chunked upload twice.
+ */
+export const GATHER_MAX = 1024 * 1024;
+
+/** Pieces in which a spool file is read back. */
+const READ_PIECE = 1024 * 1024;
+
+export type SpooledBody =
+  | { kind: 'memory'; data: Uint8Array }
+  | {
+      kind: 'file';
+      size: number;
+      /** The spooled bytes, read back from the start. */
+      body: ReadableStream<Uint8Array>;
+      /** Closes and deletes the spool file. */
+      remove: () => Promise<void>;
+    };
+
+/** Spool files are named so; start-up removes any a crash left behind (`removeLeftovers`). */
+export const SPOOL_FILE = /^upload-[0-9a-f]{16}\.spool$/;
+
+/**
+ * Reads a body of unknown length to its end, refusing it (`too_large`) once it passes `limit`.
+ * A failed or aborted client stream is `bad_request`; a failing disk throws the fs error. On any
+ * failure the spool file is gone before this rejects.
+ */
+export async function spoolBody(
+  body: ReadableStream<Uint8Array>,
+  limit: number,
+  dir: string,
+): Promise<SpooledBody> {
+  const reader = lockBody(body);
+  const gathered: Uint8Array[] = [];
+  let total = 0;
+  let spool: { path: string; handle: FileHandle } | undefined;
+  try {
+    for (;;) {
+      const next = await reader.read().catch((err: unknown) => {
+        throw new StoreError('bad_request', 'the upload was aborted before its end', {
+          cause: err,
+        });
+      });
+      if (next.done) break;
+      const chunk = next.value;
+      const at = total;
+      total += chunk.byteLength;
+      if (total > limit) throw tooLarge(limit);
+      if (spool) {
+        await writeAll(spool.handle, chunk, at);
+        continue;
+      }
+      gathered.push(chunk);
+      if (total > GATHER_MAX) {
+        const path = join(dir, `upload-${randomBytes(8).toString('hex')}.spool`);
+        spool = { path, handle: await open(path, 'wx+') };
+        let position = 0;
+        for (const piece of gathered.splice(0)) {
+          await writeAll(spool.handle, piece, position);
+          position += piece.byteLength;
+        }
+      }
+    }
+  } catch (err) {
+    await reader.cancel().catch(() => {});
+    if (spool) await removeSpool(spool.handle, spool.path);
+    throw err;
+  } finally {
+    reader.releaseLock();
+  }
+  if (!spool) return { kind: 'memory', data: Buffer.concat(gathered, total) };
+  const { handle, path } = spool;
+  return {
+    kind: 'file',
+    size: total,
+    body: readBack(handle, total),
+    remove: () => removeSpool(handle, path),
+  };
+}
+
+async function writeAll(handle: FileHandle, chunk: Uint8Array, position: number): Promise<void> {
+  for (let done = 0; done < chunk.byteLength; ) {
+    const { bytesWritten } = await handle.write(
+      chunk,
+      done,
+      chunk.byteLength - done,
+      position + done,
+    );
+    done += bytesWritten;
+  }
+}
+
+function readBack(handle: FileHandle, size: number): ReadableStream<Uint8Array> {
+  let position = 0;
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        const length = Math.min(READ_PIECE, size - position);
+        if (length === 0) {
+          controller.close();
+          return;
+        }
+        const piece = Buffer.allocUnsafe(length);
+        const { bytesRead } = await handle.read(piece, 0, length, position).catch((err) => {
+          throw new StoreError('io_error', 'the upload could not be read back from disk', {
+            cause: err,
+          });
+        });
+        if (bytesRead === 0) {
+          throw new StoreError('io_error', 'the upload spooled to disk came back short');
+        }
+        position += bytesRead;
+        controller.enqueue(piece.subarray(0, bytesRead));
+      },
+    },
+    { highWaterMark: 0 },
+  );
+}
+
+async function removeSpool(handle: FileHandle, path: string): Promise<void> {
+  await handle.close().catch(() => {});
+  await rm(path, { force: true });
+}
