@@ -123,6 +123,7 @@ export class IndexWriter {
   /** Entries not yet written, in order; kept across failures so a later write can catch up. */
   #pending: Buffer[] = [];
   #writeScheduled = false;
+  #closed = false;
   #failure: unknown;
 
   private constructor(handle: FileHandle, position: number) {
@@ -175,6 +176,8 @@ export class IndexWriter {
    * truth, and until then start-up just scans a little more.
    */
   #writePending(): void {
+    // Written by descriptor: once closed, the number may already name another file.
+    if (this.#closed) return;
     while (this.#pending.length > 0) {
       const chunk = Buffer.concat(this.#pending.splice(0));
       let written = 0;
@@ -209,6 +212,7 @@ export class IndexWriter {
   /** Writes what it can; an index left behind only means a longer scan at the next start. */
   async close(): Promise<void> {
     this.#writePending();
+    this.#closed = true;
     await this.#handle.sync().catch(() => {});
     await this.#handle.close();
   }
