@@ -1,4 +1,5 @@
 import { randomInt } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { useCli } from '../support/cli.ts';
 import {
@@ -10,7 +11,9 @@ import {
   randomBody,
   type SentFile,
 } from '../support/http.ts';
+import { pattern, upload } from '../support/transfer.ts';
 
+const MiB = 1024 * 1024;
 const WRITERS = 4;
 const KILL_AFTER = 200;
 const TYPES = ['image/jpeg', 'text/plain; charset=utf-8', 'application/x-thing', undefined];
@@ -71,5 +74,35 @@ describe('haystack start: kill -9 during writes', () => {
     expect(status.liveNeedles).toBeLessThanOrEqual(acknowledged.size + WRITERS);
     const next = await postFile(restarted.url, randomBody(3), 'text/plain');
     expect(next.key).toBeGreaterThan(Math.max(...acknowledged.keys()));
+  });
+
+  it('a chunked upload killed while it is spooled to disk leaves nothing behind', async () => {
+    const dir = await cli.tempDir();
+    const server = await cli.start(dir);
+    const spoolFiles = async () => (await readdir(dir)).filter((name) => name.endsWith('.spool'));
+
+    // 3 MiB of a chunked body (past the 1 MiB kept in memory), then the client stalls.
+    let release: () => void = () => {};
+    const stalled = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    async function* body(): AsyncGenerator<Buffer> {
+      yield* pattern(0, 3 * MiB, { chunkSize: 64 * 1024 });
+      await stalled;
+    }
+    const cut = upload(server.url, undefined, body()).catch((err: unknown) => err);
+
+    while ((await spoolFiles()).length === 0) await new Promise((r) => setTimeout(r, 20));
+    server.child.kill('SIGKILL');
+    expect((await server.exited).signal).toBe('SIGKILL');
+    release();
+    expect(await cut).toBeInstanceOf(Error); // never answered
+    expect(await spoolFiles()).toHaveLength(1); // the kill came mid-spool
+
+    const restarted = await cli.start(dir);
+    expect(await spoolFiles()).toEqual([]);
+    expect((await getStatus(restarted.url)).liveNeedles).toBe(0);
+    const after = await postFile(restarted.url, randomBody(10), 'text/plain');
+    await expectFile(restarted.url, after);
   });
 });

@@ -70,7 +70,13 @@ export function upload(
     agent: false,
   });
   const answer = readAnswer(req, false);
-  return pipeline(Readable.from(body, { objectMode: false }), req).then(() => answer);
+  return pipeline(Readable.from(body, { objectMode: false }), req).then(
+    () => answer,
+    (err: unknown) => {
+      answer.catch(() => {}); // the same failure, seen from the response side
+      throw err;
+    },
+  );
 }
 
 /**
