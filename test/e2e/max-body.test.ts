@@ -127,4 +127,42 @@ describe('haystack start --max-body', () => {
     expect(sent).toBeGreaterThan(64 * 1024 * 1024);
     expect(sent).toBeLessThan(256 * 1024 * 1024);
   });
+
+  it('drops a refused upload for 5 seconds at most, then closes the connection: a trickling body cannot hold it', async () => {
+    const dir = await cli.tempDir();
+    const { url } = await cli.start(dir, ['--max-body', '1K']);
+    const connection = await connect(url);
+    await connection.write(
+      'POST /file HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n',
+    );
+    const response = connection.readResponse();
+    const over = randomBody(4 * 1024);
+    await connection.write(`${over.byteLength.toString(16)}\r\n`);
+    await connection.write(over);
+    await connection.write('\r\n');
+    expect((await response).status).toBe(413);
+    const refusedAt = Date.now();
+
+    // Then a few bytes every 100 ms, far under 64 MiB, for up to 15 s.
+    let open = true;
+    void connection.closed.then(() => {
+      open = false;
+    });
+    const tick = randomBody(100);
+    try {
+      while (open && Date.now() - refusedAt < 15_000) {
+        await connection.write(`${tick.byteLength.toString(16)}\r\n`);
+        await connection.write(tick);
+        await connection.write('\r\n');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } catch {
+      // EPIPE or a reset: the server closed the connection.
+    }
+    await connection.closed;
+    // The handler drops the rest for 5 s at most; under @hono/node-server its own drain of an
+    // unread request body gives up sooner (0.5 s). Either way the connection is not held.
+    const heldFor = Date.now() - refusedAt;
+    expect(heldFor).toBeLessThan(7_000);
+  });
 });

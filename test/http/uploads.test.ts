@@ -73,6 +73,35 @@ describe('the body limit (maxBody)', () => {
     expect(await store.status()).toEqual(before);
   });
 
+  it('after refusing a chunked body, drops the rest for 5 seconds at most, then cancels it', async () => {
+    const { app } = setup();
+    // Over the limit at once, then 100 bytes every 50 ms for as long as anyone reads.
+    let sent = 0;
+    let cancelledAt: number | undefined;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (sent > 0) await new Promise((r) => setTimeout(r, 50));
+        const chunk = new Uint8Array(sent === 0 ? MAX_BODY * 2 : 100);
+        sent += chunk.byteLength;
+        controller.enqueue(chunk);
+      },
+      cancel() {
+        cancelledAt = Date.now();
+      },
+    });
+    const res = await app.request('/file', { method: 'POST', body, duplex: 'half' } as RequestInit);
+    await expectError(res, 413, 'too_large');
+    const refusedAt = Date.now();
+    while (cancelledAt === undefined && Date.now() - refusedAt < 10_000) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(cancelledAt).toBeDefined();
+    const heldFor = (cancelledAt ?? 0) - refusedAt;
+    expect(heldFor).toBeGreaterThan(4_000); // kept reading: the client can still read its answer
+    expect(heldFor).toBeLessThan(6_500);
+    expect(sent).toBeGreaterThan(MAX_BODY * 2 + 50 * 100); // and dropped what came meanwhile
+  });
+
   it('uses the maxBody it was given', async () => {
     const app = createApp({ store: createMemoryStore(), maxBody: 2 });
     expect((await app.request('/file', { method: 'POST', body: bytes(1, 2) })).status).toBe(201);
