@@ -56,7 +56,7 @@ export interface Answer {
   text: string;
 }
 
-/** POST /file with a Content-Length, `body` streamed with backpressure, as a large upload is. */
+/** POST /file, `body` streamed with backpressure as a large upload is, with a Content-Length or chunked. */
 export function upload(
   url: string,
   /** `undefined`: no Content-Length, so the body goes chunked. */
