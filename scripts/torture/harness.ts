@@ -27,7 +27,8 @@ import { CliProcess, runCli, ServerProcess } from './server.ts';
 
 /**
  * The crash-loop harness. Each cycle: several clients POST, PUT and DELETE random files against a
- * server child process and record every answer; a random delay after the first acknowledged
+ * server child process (one upload in five chunked, which past 1 MiB is spooled to disk first)
+ * and record every answer; a random delay after the first acknowledged
  * write the server is killed with SIGKILL. In `kill` cycles `verify` must then find no problem in
  * what the kill left. In `lost-cache` cycles the machine crash is simulated on top (each volume
  * cut to a random length between the end of its last acknowledged needle and its length, the
@@ -39,7 +40,8 @@ import { CliProcess, runCli, ServerProcess } from './server.ts';
  * - no key was handed out twice, and the next key is above every acknowledged one;
  * - writes that got no answer are either there whole (a key that reads back exactly what was sent)
  *   or absent, never partial; keys they touched read back their old content or 404;
- * - GET /status counts exactly the files the clients know of.
+ * - GET /status counts exactly the files the clients know of;
+ * - no spool file of a chunked upload cut by the kill is left after the restart.
  *
  * `compact` cycles (torture/compaction.ts) run online compactions while the clients write, kill
  * the server while one has no answer yet (in most cycles), and check what `verify` finds after the
@@ -358,6 +360,9 @@ class Torture {
       steps.push('reload');
     }
 
+    const spooled = await spoolFiles(dir);
+    if (spooled > 0) steps.push(`${spooled} chunked uploads cut mid-spool`);
+
     let restarted: ServerProcess;
     const restarting = performance.now();
     try {
@@ -365,6 +370,9 @@ class Torture {
     } catch (err) {
       this.#fail(cycle, 'other', `the server did not start again: ${(err as Error).message}`);
       return undefined;
+    }
+    if ((await spoolFiles(dir)) > 0) {
+      this.#fail(cycle, 'other', 'start-up left spool files of cut uploads behind');
     }
     // Start-up cut any torn tail and synced every volume before serving it (also after `reload`,
     // which only reads): all that the volumes now hold is on disk, and a later lost-cache cut may
@@ -453,13 +461,17 @@ class Torture {
       contentType: sent ?? OCTET_STREAM,
     };
     const isPut = replaces !== undefined;
+    // One upload in five goes chunked (no Content-Length): past 1 MiB the server spools it to
+    // disk before it reaches a volume, so kills also land mid-spool.
+    const chunked = rng.chance(0.2);
     let res: Response;
     try {
       res = await fetch(isPut ? `${url}/file/${replaces}` : `${url}/file`, {
         method: isPut ? 'PUT' : 'POST',
-        body: bytes,
+        body: chunked ? inPieces(bytes) : bytes,
         headers: sent === undefined ? {} : { 'content-type': sent },
-      });
+        ...(chunked ? { duplex: 'half' } : {}),
+      } as RequestInit);
     } catch {
       unanswered.push({ kind: isPut ? 'put' : 'post', content, ...(isPut ? { replaces } : {}) });
       if (replaces !== undefined) this.#makeUncertain(replaces);
@@ -813,4 +825,24 @@ async function eachLimited<T>(
     while (next < items.length) await task(items[next++] as T);
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/** Spool files of chunked uploads (`upload-*.spool`) in the data directory. */
+async function spoolFiles(dir: string): Promise<number> {
+  return (await readdir(dir)).filter((name) => name.endsWith('.spool')).length;
+}
+
+/** A body fetch sends chunked: the bytes as a stream of 64 KiB pieces. */
+function inPieces(bytes: Uint8Array): ReadableStream<Uint8Array> {
+  let at = 0;
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (at >= bytes.byteLength) {
+        controller.close();
+        return;
+      }
+      controller.enqueue(bytes.subarray(at, at + 64 * 1024));
+      at += 64 * 1024;
+    },
+  });
 }
