@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { useCli } from '../support/cli.ts';
 import { expectFile, getStatus, postFile, randomBody } from '../support/http.ts';
-import { connect } from '../support/raw-http.ts';
+import { connect, type RawConnection } from '../support/raw-http.ts';
 
 /** A body fetch has to send chunked: no Content-Length, so the limit bites while it streams. */
 function chunked(...chunks: Uint8Array[]): ReadableStream<Uint8Array> {
@@ -11,6 +11,22 @@ function chunked(...chunks: Uint8Array[]): ReadableStream<Uint8Array> {
       controller.close();
     },
   });
+}
+
+/** A raw connection with the head of a chunked POST /file sent: the body follows by writeChunk. */
+async function chunkedPost(url: string): Promise<RawConnection> {
+  const connection = await connect(url);
+  await connection.write(
+    'POST /file HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n',
+  );
+  return connection;
+}
+
+/** One chunk of a chunked body, framed: its size in hex, the bytes, CRLF. */
+async function writeChunk(connection: RawConnection, bytes: Uint8Array): Promise<void> {
+  await connection.write(`${bytes.byteLength.toString(16)}\r\n`);
+  await connection.write(bytes);
+  await connection.write('\r\n');
 }
 
 async function expectTooLarge(res: Response): Promise<void> {
@@ -66,19 +82,14 @@ describe('haystack start --max-body', () => {
     const dir = await cli.tempDir();
     const { url } = await cli.start(dir, ['--max-body', '1M']);
     const before = await getStatus(url);
-    const connection = await connect(url);
-    await connection.write(
-      'POST /file HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n',
-    );
+    const connection = await chunkedPost(url);
     // 8 MiB in 64 KiB chunks, sent as fast as the server takes them: far past the point where
     // the server refuses the upload. Cancelling the body there used to reset the connection, and
     // the client, still sending, never read the answer.
     const chunk = randomBody(64 * 1024);
     const sending = (async () => {
       for (let i = 0; i < 128; i++) {
-        await connection.write(`${chunk.byteLength.toString(16)}\r\n`);
-        await connection.write(chunk);
-        await connection.write('\r\n');
+        await writeChunk(connection, chunk);
       }
       await connection.write('0\r\n\r\n');
     })();
@@ -104,19 +115,14 @@ describe('haystack start --max-body', () => {
   it('drops at most 64 MiB of a refused upload, then closes the connection: an endless body cannot hold it', async () => {
     const dir = await cli.tempDir();
     const { url } = await cli.start(dir, ['--max-body', '1M']);
-    const connection = await connect(url);
-    await connection.write(
-      'POST /file HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n',
-    );
+    const connection = await chunkedPost(url);
     const chunk = randomBody(64 * 1024);
     const response = connection.readResponse();
     let sent = 0;
     try {
       // Up to 256 MiB, four times the bound, unless the server closes the connection first.
       while (sent < 256 * 1024 * 1024) {
-        await connection.write(`${chunk.byteLength.toString(16)}\r\n`);
-        await connection.write(chunk);
-        await connection.write('\r\n');
+        await writeChunk(connection, chunk);
         sent += chunk.byteLength;
       }
     } catch {
@@ -131,15 +137,10 @@ describe('haystack start --max-body', () => {
   it('drops a refused upload for 5 seconds at most, then closes the connection: a trickling body cannot hold it', async () => {
     const dir = await cli.tempDir();
     const { url } = await cli.start(dir, ['--max-body', '1K']);
-    const connection = await connect(url);
-    await connection.write(
-      'POST /file HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n',
-    );
+    const connection = await chunkedPost(url);
     const response = connection.readResponse();
     const over = randomBody(4 * 1024);
-    await connection.write(`${over.byteLength.toString(16)}\r\n`);
-    await connection.write(over);
-    await connection.write('\r\n');
+    await writeChunk(connection, over);
     expect((await response).status).toBe(413);
     const refusedAt = Date.now();
 
@@ -151,9 +152,7 @@ describe('haystack start --max-body', () => {
     const tick = randomBody(100);
     try {
       while (open && Date.now() - refusedAt < 15_000) {
-        await connection.write(`${tick.byteLength.toString(16)}\r\n`);
-        await connection.write(tick);
-        await connection.write('\r\n');
+        await writeChunk(connection, tick);
         await new Promise((r) => setTimeout(r, 100));
       }
     } catch {
