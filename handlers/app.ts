@@ -27,6 +27,13 @@ export interface CreateAppOptions {
    * Without it they do not exist (404 `no_route`).
    */
   adminToken?: string | undefined;
+  /**
+   * Serve HTML, SVG, XML and PDF files inline. Default false: they are sent with
+   * `Content-Disposition: attachment`, so a browser that follows a link downloads them instead of
+   * rendering them as a page of this origin. Every file response carries
+   * `Content-Security-Policy: sandbox; default-src 'none'` either way, so scripts never run.
+   */
+  inlineActive?: boolean | undefined;
 }
 
 /**
@@ -41,6 +48,7 @@ export function createApp(options: CreateAppOptions): Hono<AppEnv> {
     onUnexpectedError = logUnexpected,
     requireCookie = false,
     adminToken,
+    inlineActive = false,
   } = options;
   if (!Number.isSafeInteger(maxBody) || maxBody < 0) {
     throw new RangeError(`maxBody must be a non-negative integer, got ${maxBody}`);
@@ -57,6 +65,7 @@ export function createApp(options: CreateAppOptions): Hono<AppEnv> {
     c.set('store', store);
     c.set('maxBody', maxBody);
     c.set('requireCookie', requireCookie);
+    c.set('inlineActive', inlineActive);
     try {
       await next();
     } catch (thrown) {

@@ -8,5 +8,7 @@ export interface AppEnv {
     maxBody: number;
     /** A bare `/file/{key}` is not_found: only `/file/{key},{cookie}` names a file. */
     requireCookie: boolean;
+    /** HTML, SVG and other active types are served inline rather than as attachments. */
+    inlineActive: boolean;
   };
 }

@@ -1,6 +1,7 @@
 import type { Context, ErrorHandler, Handler, NotFoundHandler } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { StoreError, type StoreErrorCode } from '../storage/index.ts';
+import { requestPath } from './request-path.ts';
 
 /** Every code an error body can carry: the store's, plus those only HTTP has. */
 export type ErrorCode =
@@ -78,7 +79,7 @@ function reportSafely(report: (err: unknown) => void, err: unknown): void {
 }
 
 export const noRoute: NotFoundHandler = (c) =>
-  errorResponse(c, 'no_route', `no route for ${c.req.method} ${new URL(c.req.url).pathname}`);
+  errorResponse(c, 'no_route', `no route for ${c.req.method} ${requestPath(c.req.url)}`);
 
 /** Answers a known path reached with a method it does not take. */
 export function methodNotAllowed(allowed: readonly string[]): Handler {

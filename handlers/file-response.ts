@@ -1,4 +1,5 @@
 import type { FileInfo, FileRead, Key } from '../storage/index.ts';
+import { requestPath } from './request-path.ts';
 
 /** Content under a key never changes, so caches may keep it for good (a year is HTTP's "forever"). */
 export const IMMUTABLE = 'public, max-age=31536000, immutable';
@@ -25,9 +26,46 @@ export function fileId(info: Pick<FileInfo, 'key' | 'cookie'>): string {
   return `${info.key},${cookieHex(info.cookie)}`;
 }
 
-/** Headers every successful read carries, for the whole file or `length` bytes of it. */
-export function fileHeaders(info: FileInfo, length = info.size): Record<string, string> {
-  return {
+/**
+ * A stored file is whatever its uploader sent, so a browser must never run it as a page of this
+ * origin: no script, plugin, form or fetch of its own (`sandbox`, `default-src 'none'`), as the
+ * big user-content hosts answer. An image, a video or plain text still displays.
+ */
+export const FILE_CSP = "sandbox; default-src 'none'";
+
+/**
+ * Types a browser renders as a document that could act (markup, which may carry script; PDF,
+ * which opens a plugin that the sandbox blocks anyway): offered as a download unless the app
+ * serves them inline. The essence is compared, lower case, without parameters.
+ */
+const ACTIVE_TYPES = new Set([
+  'text/html',
+  'application/xhtml+xml',
+  'image/svg+xml',
+  'text/xml',
+  'application/xml',
+  'text/xsl',
+  'application/pdf',
+]);
+
+export function isActiveType(contentType: string): boolean {
+  const semicolon = contentType.indexOf(';');
+  const essence = (semicolon === -1 ? contentType : contentType.slice(0, semicolon))
+    .trim()
+    .toLowerCase();
+  return ACTIVE_TYPES.has(essence) || essence.endsWith('+xml');
+}
+
+/**
+ * Headers every successful read carries, for the whole file or `length` bytes of it. With
+ * `inlineActive` false, an active type (see `isActiveType`) is sent as an attachment.
+ */
+export function fileHeaders(
+  info: FileInfo,
+  length: number,
+  inlineActive: boolean,
+): Record<string, string> {
+  const headers: Record<string, string> = {
     'Content-Type': info.contentType,
     'Content-Length': String(length),
     ETag: info.etag,
@@ -35,7 +73,11 @@ export function fileHeaders(info: FileInfo, length = info.size): Record<string, 
     'Accept-Ranges': 'bytes',
     // The type is whatever the uploader said: stop browsers from guessing a riskier one.
     'X-Content-Type-Options': 'nosniff',
+    'Content-Security-Policy': FILE_CSP,
   };
+  if (!inlineActive && isActiveType(info.contentType))
+    headers['Content-Disposition'] = 'attachment';
+  return headers;
 }
 
 /** A 304 repeats the validator and caching headers a 200 would have sent (RFC 9110 15.4.5). */
@@ -50,7 +92,7 @@ export function notModifiedHeaders(info: FileInfo): Record<string, string> {
  * key, or the file id `{key},{cookie}` when the app requires cookies.
  */
 export function locationOf(requestUrl: string, id: Key | string, replacing: boolean): string {
-  const path = new URL(requestUrl).pathname;
+  const path = requestPath(requestUrl);
   const collection = replacing ? path.slice(0, path.lastIndexOf('/')) : path;
   return `${collection}/${id}`;
 }

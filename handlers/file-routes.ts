@@ -58,18 +58,19 @@ export const readFile = factory.createHandlers(fileIdParam, async (c) => {
   const { key, cookie } = c.req.valid('param');
   const store = c.get('store');
   const isHead = c.req.method === 'HEAD';
+  const inlineActive = c.get('inlineActive');
   const ifNoneMatch = c.req.header('if-none-match');
   // Range is defined for GET only (RFC 9110 14.2): HEAD describes the whole file.
   const range = isHead ? undefined : c.req.header('range');
 
   if (!isHead && ifNoneMatch === undefined && range === undefined) {
     const { info, body } = await store.get(key, undefined, cookie);
-    return plainResponse(responseBody(body), 200, fileHeaders(info));
+    return plainResponse(responseBody(body), 200, fileHeaders(info, info.size, inlineActive));
   }
 
   const info = await store.head(key, cookie);
   if (noneMatchHits(ifNoneMatch, info.etag)) return c.body(null, 304, notModifiedHeaders(info));
-  if (isHead) return c.body(null, 200, fileHeaders(info));
+  if (isHead) return c.body(null, 200, fileHeaders(info, info.size, inlineActive));
 
   const plan = planRangedRead(range, c.req.header('if-range'), info);
   if (plan.kind === 'unsatisfiable') {
@@ -82,12 +83,16 @@ export const readFile = factory.createHandlers(fileIdParam, async (c) => {
   }
   if (plan.kind === 'full') {
     const whole = await store.get(key, undefined, cookie);
-    return c.body(responseBody(whole.body), 200, fileHeaders(whole.info));
+    return c.body(
+      responseBody(whole.body),
+      200,
+      fileHeaders(whole.info, whole.info.size, inlineActive),
+    );
   }
   const { start, end } = plan;
   const part = await store.get(key, { start, end }, cookie);
   return c.body(responseBody(part.body), 206, {
-    ...fileHeaders(part.info, end - start + 1),
+    ...fileHeaders(part.info, end - start + 1, inlineActive),
     'Content-Range': contentRange(start, end, part.info.size),
   });
 });

@@ -40,10 +40,24 @@ export const contentLengthSchema = v.pipe(
   v.transform(Number),
 );
 
+/** RFC 9110 5.6.2: a token is one or more of these. */
+const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
+/** RFC 9110 5.6.4, without obs-text: stored types stay ASCII. */
+const QUOTED_STRING = '"(?:[\\t\\x20\\x21\\x23-\\x5b\\x5d-\\x7e]|\\\\[\\t\\x20-\\x7e])*"';
 /**
- * Content-Type as it will be stored and sent back. Printable ASCII only (tab allowed, as HTTP
- * allows it between parameters): control characters could corrupt the header on the way back,
- * and with ASCII the length limit counts bytes whatever encoding an adapter stores.
+ * RFC 9110 8.3.1: `type/subtype *( OWS ";" OWS [ name=value ] )`. Every repetition must take a
+ * `;` and blanks are taken by one place only, so a failing match costs time linear in the length.
+ */
+const MEDIA_TYPE = new RegExp(
+  `^${TOKEN}/${TOKEN}(?:[ \\t]*;(?:[ \\t]*${TOKEN}=(?:${TOKEN}|${QUOTED_STRING}))?)*$`,
+);
+
+/**
+ * Content-Type as it will be stored and sent back: a media type by HTTP's grammar, such as
+ * `image/jpeg` or `text/plain; charset=utf-8`. Anything else (markup, two types joined by a comma
+ * from two headers, control characters that could corrupt the header on the way back) is refused,
+ * and since the grammar is ASCII the length limit counts bytes whatever an adapter stores.
+ * Blank is allowed here and means "none sent".
  */
 export const contentTypeSchema = v.pipe(
   v.string(),
@@ -52,7 +66,10 @@ export const contentTypeSchema = v.pipe(
     MAX_CONTENT_TYPE_LENGTH,
     `Content-Type must be at most ${MAX_CONTENT_TYPE_LENGTH} bytes`,
   ),
-  v.regex(/^[\t\x20-\x7e]*$/, 'Content-Type must be printable ASCII, without control characters'),
+  v.check(
+    (type) => type === '' || MEDIA_TYPE.test(type),
+    'Content-Type must be a media type such as image/jpeg or text/plain; charset=utf-8',
+  ),
 );
 
 /** Parses a path key, or throws `bad_key`. */

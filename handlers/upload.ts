@@ -39,7 +39,18 @@ export async function uploadInput(c: Context<AppEnv>): Promise<PutInput> {
 }
 
 function streamedBody(c: Context<AppEnv>): ReadableStream<Uint8Array> | null {
-  const raw = c.req.raw.body;
+  let raw: ReadableStream<Uint8Array> | null;
+  try {
+    raw = c.req.raw.body;
+  } catch (err) {
+    // On @hono/node-server the first touch of the body builds a web Request from the URL, and
+    // that fails for a `Host` the URL parser refuses (`999.1.1.1`): the client's fault, told
+    // before anything is stored.
+    if (URL.canParse(c.req.url)) throw err;
+    throw new StoreError('bad_request', 'the Host header does not name a valid host', {
+      cause: err,
+    });
+  }
   return raw && lingeringBody(raw);
 }
 

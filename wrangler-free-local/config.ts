@@ -29,6 +29,7 @@ export const optionSources = {
   compactAt: { flag: '--compact-at', env: 'HAYSTACK_COMPACT_AT' },
   requireCookie: { flag: '--require-cookie', env: 'HAYSTACK_REQUIRE_COOKIE' },
   readOnly: { flag: '--read-only', env: 'HAYSTACK_READ_ONLY' },
+  inlineActive: { flag: '--inline-active', env: 'HAYSTACK_INLINE_ACTIVE' },
   adminToken: { flag: '--admin-token', env: 'HAYSTACK_ADMIN_TOKEN' },
 } as const;
 
@@ -121,6 +122,7 @@ export const configSchema = v.object({
   ),
   requireCookie: onOff,
   readOnly: onOff,
+  inlineActive: onOff,
   adminToken: v.optional(
     v.pipe(
       v.string(),
@@ -180,6 +182,7 @@ export function parseCommandLine(
     compactAt: values['compact-at'],
     requireCookie: values['require-cookie'] ? 'true' : undefined,
     readOnly: values['read-only'] ? 'true' : undefined,
+    inlineActive: values['inline-active'] ? 'true' : undefined,
     adminToken: values['admin-token'],
   };
   const input: Partial<Record<OptionName, string>> = {};
@@ -226,6 +229,7 @@ function tokenize(argv: readonly string[]) {
       'compact-at': { type: 'string' },
       'require-cookie': { type: 'boolean' },
       'read-only': { type: 'boolean' },
+      'inline-active': { type: 'boolean' },
       'admin-token': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },

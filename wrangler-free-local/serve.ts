@@ -42,6 +42,7 @@ export async function startServer(
     store,
     maxBody: config.maxBody,
     requireCookie: config.requireCookie,
+    inlineActive: config.inlineActive,
     adminToken: config.adminToken,
     onUnexpectedError: (err: unknown) =>
       log(`error while answering a request: ${describeError(err)}`),
@@ -65,6 +66,7 @@ export async function startServer(
   const modes = [
     config.readOnly && 'read-only (writes answer 403)',
     config.requireCookie && 'cookies required (/file/{key},{cookie})',
+    config.inlineActive && 'HTML, SVG, XML and PDF files served inline (still sandboxed)',
     config.adminToken !== undefined && 'admin routes on (/admin, bearer token)',
   ].filter(Boolean);
   if (modes.length > 0) log(modes.join('; '));

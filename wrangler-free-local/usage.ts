@@ -47,12 +47,17 @@ Options (each also from the environment; a flag wins over its variable):
                     answer the id as "fid" and in Location. Recommended wherever
                     strangers can reach the server: keys are easy to guess, cookies
                     are not.
+  --inline-active   Serve HTML, SVG, XML and PDF files inline.   HAYSTACK_INLINE_ACTIVE
+                    Default: off, they are sent as downloads (Content-Disposition:
+                    attachment). Every file answer carries Content-Security-Policy:
+                    sandbox, so stored scripts never run either way.
   --admin-token T   Turns on POST /admin/compact and             HAYSTACK_ADMIN_TOKEN
                     POST /admin/volumes/{id}/readonly, which then need the header
                     "Authorization: Bearer T". At least 16 visible characters. Prefer
                     the variable: flags show in ps to every user of the machine.
                     Default: off (no /admin routes at all)
-  (The variables of --read-only and --require-cookie take 1, true, 0 or false.)
+  (The variables of the switches, --read-only, --require-cookie and --inline-active,
+   take 1, true, 0 or false.)
 
 Stopping: Ctrl+C or SIGTERM stops taking connections, lets requests in flight finish (for up
 to ${DRAIN_GRACE_MS / 1000} s), then syncs and closes the store. A second signal exits at once.

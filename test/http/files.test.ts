@@ -155,6 +155,16 @@ describe('Content-Type', () => {
     expect(stored.contentType).toBe('application/octet-stream');
   });
 
+  it.each([
+    'image/svg+xml',
+    'text/plain;charset=UTF-8',
+    'multipart/mixed; boundary="a b;c"',
+    'application/x-thing; a=1;; b="q\\"uote"',
+  ])('accepts the media type %s as sent', async (type) => {
+    const { app } = setup();
+    expect((await upload(app, bytes(1), { 'content-type': type })).contentType).toBe(type);
+  });
+
   it(`accepts exactly ${MAX_CONTENT_TYPE_LENGTH} bytes`, async () => {
     const { app } = setup();
     const type = `x/${'a'.repeat(MAX_CONTENT_TYPE_LENGTH - 2)}`;
@@ -166,6 +176,12 @@ describe('Content-Type', () => {
     ['a control character', 'text/plain\x01'],
     ['a DEL character', 'text/pl\x7fain'],
     ['a non-ASCII character', 'text/caf\xe9'],
+    ['markup', '<script>alert(1)</script>'],
+    ['two types joined by a comma', 'text/html, text/plain'],
+    ['no subtype', 'text'],
+    ['a space in the subtype', 'text/pl ain'],
+    ['a parameter without a value', 'text/plain; charset'],
+    ['an unterminated quoted value', 'text/plain; name="x'],
   ])('refuses one with %s: 400 and nothing stored', async (_, type) => {
     const { app, store } = setup();
     const res = await app.request('/file', {
