@@ -1,4 +1,3 @@
-import { randomFillSync } from 'node:crypto';
 import type { FileInfo } from '../storage/index.ts';
 
 /** Strong ETag of a file: content under a key never changes, and the cookie tells stores apart. */
@@ -17,11 +16,12 @@ let nextCookie = cookiePool.length;
 /**
  * A random 32-bit cookie. With cookies required, the cookie is what stops a stranger from reading
  * files by guessing ids, so it must not be predictable from cookies a client has seen: it comes
- * from the CSPRNG, not Math.random (whose state a few outputs give away).
+ * from the CSPRNG, not Math.random (whose state a few outputs give away). Web Crypto's, so that
+ * the adapters without a filesystem run on any fetch-compatible host.
  */
 export function randomCookie(): number {
   if (nextCookie === cookiePool.length) {
-    randomFillSync(cookiePool);
+    globalThis.crypto.getRandomValues(cookiePool);
     nextCookie = 0;
   }
   return cookiePool[nextCookie++] as number;
