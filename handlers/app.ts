@@ -18,8 +18,8 @@ export interface CreateAppOptions {
   /**
    * Only `/file/{key},{cookie}` names a file: a bare `/file/{key}` answers 404 `not_found` as a
    * missing file would, and `Location` carries the cookie. Recommended wherever strangers can
-   * reach the server, as keys are easy to guess and cookies are not. Default false (SPEC.md: the
-   * bare key works).
+   * reach the server, as keys are easy to guess and cookies are not. Default false: the bare key
+   * works, as the README's API promises.
    */
   requireCookie?: boolean | undefined;
   /**
