@@ -5,6 +5,7 @@ import type { AppEnv } from './env.ts';
 import { createErrorHandler, methodNotAllowed, noRoute } from './errors.ts';
 import { createFile, deleteFile, readFile, replaceFile } from './file-routes.ts';
 import { storeStatus, syncStore } from './store-routes.ts';
+import { DEFAULT_DISCARD_BOUNDS, type DiscardBounds } from './upload.ts';
 
 export interface CreateAppOptions {
   store: BlobStore;
@@ -34,6 +35,11 @@ export interface CreateAppOptions {
    * `Content-Security-Policy: sandbox; default-src 'none'` either way, so scripts never run.
    */
   inlineActive?: boolean | undefined;
+  /**
+   * A refused upload still being sent is read and dropped up to these bounds (default 64 MiB or
+   * 5 s, whichever comes first), so the client reads its answer; then the body is cancelled.
+   */
+  discardBounds?: DiscardBounds | undefined;
 }
 
 /**
@@ -49,6 +55,7 @@ export function createApp(options: CreateAppOptions): Hono<AppEnv> {
     requireCookie = false,
     adminToken,
     inlineActive = false,
+    discardBounds = DEFAULT_DISCARD_BOUNDS,
   } = options;
   if (!Number.isSafeInteger(maxBody) || maxBody < 0) {
     throw new RangeError(`maxBody must be a non-negative integer, got ${maxBody}`);
@@ -66,6 +73,7 @@ export function createApp(options: CreateAppOptions): Hono<AppEnv> {
     c.set('maxBody', maxBody);
     c.set('requireCookie', requireCookie);
     c.set('inlineActive', inlineActive);
+    c.set('discardBounds', discardBounds);
     try {
       await next();
     } catch (thrown) {

@@ -1,4 +1,5 @@
 import type { BlobStore } from '../storage/index.ts';
+import type { DiscardBounds } from './upload.ts';
 
 /** What every route finds on its context: set once per request by `createApp`'s middleware. */
 export interface AppEnv {
@@ -10,5 +11,7 @@ export interface AppEnv {
     requireCookie: boolean;
     /** HTML, SVG and other active types are served inline rather than as attachments. */
     inlineActive: boolean;
+    /** How much of a refused upload is read and dropped before the connection is let go. */
+    discardBounds: DiscardBounds;
   };
 }

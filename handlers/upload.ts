@@ -51,7 +51,7 @@ function streamedBody(c: Context<AppEnv>): ReadableStream<Uint8Array> | null {
       cause: err,
     });
   }
-  return raw && lingeringBody(raw);
+  return raw && lingeringBody(raw, c.get('discardBounds'));
 }
 
 async function smallBody(c: Context<AppEnv>): Promise<Uint8Array> {
@@ -62,10 +62,15 @@ async function smallBody(c: Context<AppEnv>): Promise<Uint8Array> {
   }
 }
 
-/** After a refusal, the rest of a body is read and dropped up to this many bytes... */
-const DISCARD_MAX_BYTES = 64 * 1024 * 1024;
-/** ...or for this long, whichever comes first; then the connection is closed. */
-const DISCARD_MAX_MS = 5_000;
+/** How much of a refused upload is still read and dropped before the connection is let go. */
+export interface DiscardBounds {
+  /** Bytes read and dropped at most; then the body is cancelled. Default 64 MiB. */
+  maxBytes: number;
+  /** Milliseconds at most, however few bytes came; then the body is cancelled. Default 5 s. */
+  maxMs: number;
+}
+
+export const DEFAULT_DISCARD_BOUNDS: DiscardBounds = { maxBytes: 64 * 1024 * 1024, maxMs: 5_000 };
 
 /**
  * The request body as the store sees it, except that when the store stops reading early (413
@@ -74,7 +79,10 @@ const DISCARD_MAX_MS = 5_000;
  * still sending: its kernel then gets a reset, and the client never reads the answer. Read to its
  * end, the connection even stays usable (keep-alive), as servers such as nginx do ("lingering").
  */
-function lingeringBody(raw: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+function lingeringBody(
+  raw: ReadableStream<Uint8Array>,
+  bounds: DiscardBounds,
+): ReadableStream<Uint8Array> {
   const reader = raw.getReader();
   return new ReadableStream<Uint8Array>(
     {
@@ -84,24 +92,30 @@ function lingeringBody(raw: ReadableStream<Uint8Array>): ReadableStream<Uint8Arr
         else controller.enqueue(value);
       },
       cancel() {
-        void discardRest(reader);
+        void discardRest(reader, bounds);
       },
     },
     { highWaterMark: 0 },
   );
 }
 
-async function discardRest(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
-  const deadline = Date.now() + DISCARD_MAX_MS;
+async function discardRest(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  { maxBytes, maxMs }: DiscardBounds,
+): Promise<void> {
+  // A timer, not a clock read between chunks: a body that stalls is let go on time too.
+  const timer = setTimeout(() => void reader.cancel().catch(() => {}), maxMs);
   let dropped = 0;
   try {
-    while (dropped <= DISCARD_MAX_BYTES && Date.now() < deadline) {
+    while (dropped <= maxBytes) {
       const { done, value } = await reader.read();
       if (done) return;
       dropped += value.byteLength;
     }
+    await reader.cancel().catch(() => {});
   } catch {
-    return; // the client went away: nothing left to drop
+    // the client went away: nothing left to drop
+  } finally {
+    clearTimeout(timer);
   }
-  await reader.cancel().catch(() => {});
 }

@@ -112,7 +112,10 @@ describe('haystack start --max-body', () => {
     connection.abort();
   });
 
-  it('drops at most 64 MiB of a refused upload, then closes the connection: an endless body cannot hold it', async () => {
+  // How much is dropped, and for how long, is the handlers' bounds (64 MiB or 5 s): each is
+  // tested alone, injected, in test/http/uploads.test.ts. Here, on the real server, only what
+  // holds whatever the machine's speed: the client gets its 413, and the connection is let go.
+  it('an endless body of a refused upload cannot hold the connection: 413, then closed long before 256 MiB', async () => {
     const dir = await cli.tempDir();
     const { url } = await cli.start(dir, ['--max-body', '1M']);
     const connection = await chunkedPost(url);
@@ -130,11 +133,10 @@ describe('haystack start --max-body', () => {
     }
     expect((await response).status).toBe(413);
     await connection.closed;
-    expect(sent).toBeGreaterThan(64 * 1024 * 1024);
     expect(sent).toBeLessThan(256 * 1024 * 1024);
   });
 
-  it('drops a refused upload for 5 seconds at most, then closes the connection: a trickling body cannot hold it', async () => {
+  it('a trickling body of a refused upload cannot hold the connection: 413, then closed', async () => {
     const dir = await cli.tempDir();
     const { url } = await cli.start(dir, ['--max-body', '1K']);
     const connection = await chunkedPost(url);
@@ -142,26 +144,23 @@ describe('haystack start --max-body', () => {
     const over = randomBody(4 * 1024);
     await writeChunk(connection, over);
     expect((await response).status).toBe(413);
-    const refusedAt = Date.now();
 
-    // Then a few bytes every 100 ms, far under 64 MiB, for up to 15 s.
+    // Then a few bytes every 100 ms, far under 64 MiB, until the server hangs up. The loop's
+    // ceiling only turns a server that never does into a failure instead of a hung test.
     let open = true;
     void connection.closed.then(() => {
       open = false;
     });
     const tick = randomBody(100);
+    const ceiling = Date.now() + 40_000;
     try {
-      while (open && Date.now() - refusedAt < 15_000) {
+      while (open && Date.now() < ceiling) {
         await writeChunk(connection, tick);
         await new Promise((r) => setTimeout(r, 100));
       }
     } catch {
       // EPIPE or a reset: the server closed the connection.
     }
-    await connection.closed;
-    // The handler drops the rest for 5 s at most; under @hono/node-server its own drain of an
-    // unread request body gives up sooner (0.5 s). Either way the connection is not held.
-    const heldFor = Date.now() - refusedAt;
-    expect(heldFor).toBeLessThan(7_000);
+    expect(open).toBe(false);
   });
 });
