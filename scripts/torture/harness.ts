@@ -144,6 +144,8 @@ const CONTENT_TYPES = [
   'video/mp4',
 ];
 const OCTET_STREAM = 'application/octet-stream';
+/** RFC 9110's tchar: what a media type's type and subtype are made of. */
+const TOKEN_CHARS = [..."!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"];
 const MAX_FAILURES_KEPT = 50;
 const CHECK_CONCURRENCY = 8;
 const MAX_LIVE = 300;
@@ -789,11 +791,19 @@ class Torture {
 
   #contentType(rng: Random): string | undefined {
     if (rng.chance(0.8)) return rng.pick(CONTENT_TYPES);
-    // A random type of printable ASCII (no blanks at the ends, which HTTP would trim), up to 1024.
+    // A random media type, up to 1024 bytes: a subtype of token characters, and half the time a
+    // quoted parameter of any printable ASCII (quotes and backslashes escaped).
     const length = rng.chance(0.1) ? 1024 : rng.int(3, 60);
     let type = 'x/';
-    while (type.length < length) type += String.fromCharCode(rng.int(0x21, 0x7e));
-    return type;
+    const subtypeEnd = rng.chance(0.5) ? length : Math.min(length, rng.int(3, 20));
+    while (type.length < subtypeEnd) type += rng.pick(TOKEN_CHARS);
+    if (type.length + 6 > length) return type;
+    type += '; p="';
+    while (type.length < length - 1) {
+      const char = String.fromCharCode(rng.int(0x20, 0x7e));
+      type += char === '"' || char === '\\' ? (type.length < length - 2 ? `\\${char}` : 'q') : char;
+    }
+    return `${type}"`;
   }
 
   #fail(
