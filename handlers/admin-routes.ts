@@ -1,9 +1,9 @@
 import type { Context } from 'hono';
+import { bearerAuth } from 'hono/bearer-auth';
 import { createFactory } from 'hono/factory';
 import * as v from 'valibot';
-import { StoreError } from '../storage/index.ts';
 import type { AppEnv } from './env.ts';
-import { errorResponse } from './errors.ts';
+import { HttpError } from './errors.ts';
 
 /**
  * Operator routes under `/admin`: compaction and marking volumes read-only. `createApp` mounts
@@ -11,54 +11,33 @@ import { errorResponse } from './errors.ts';
  */
 
 const factory = createFactory<AppEnv>();
-const encoder = new TextEncoder();
-
-/** What the challenge of a 401 says (RFC 6750 section 3). */
-const REALM = 'Bearer realm="haystack admin"';
 
 /**
- * Lets a request through only with `Authorization: Bearer <token>`; anything else gets 401
- * `unauthorized` with a `WWW-Authenticate` challenge, before the route (or its 404 or 405) is
- * known, so that a stranger learns nothing of the admin routes. The token is compared in
- * constant time.
+ * RFC 6750's token characters (b64token): what an `Authorization: Bearer` token may hold, and so
+ * what an admin token is made of.
+ */
+export const BEARER_TOKEN = /^[A-Za-z0-9._~+/-]+=*$/;
+
+/**
+ * Lets a request through only with `Authorization: Bearer <token>` (Hono's `bearerAuth`, which
+ * compares in constant time); anything else is a 401 `unauthorized` with a `WWW-Authenticate`
+ * challenge, before the route (or its 404 or 405) is known, so that a stranger learns nothing of
+ * the admin routes. A malformed header is a 401 too, not bearerAuth's 400: to a stranger every
+ * refusal looks alike.
  */
 export function requireAdminToken(token: string) {
-  const expected = encoder.encode(token);
-  return factory.createMiddleware(async (c, next) => {
-    const given = bearerToken(c.req.header('authorization'));
-    if (given === undefined) {
-      return errorResponse(
-        c,
-        'unauthorized',
-        'admin routes need the header Authorization: Bearer <admin token>',
-        { 'WWW-Authenticate': REALM },
-      );
-    }
-    if (!constantTimeEqual(expected, encoder.encode(given))) {
-      return errorResponse(c, 'unauthorized', 'the admin token is not right', {
-        'WWW-Authenticate': `${REALM}, error="invalid_token"`,
-      });
-    }
-    await next();
+  return bearerAuth({
+    token,
+    realm: 'haystack admin',
+    noAuthenticationHeader: {
+      message: 'admin routes need the header Authorization: Bearer <admin token>',
+    },
+    invalidAuthenticationHeader: {
+      message: () =>
+        new Response('the Authorization header is not "Bearer <admin token>"', { status: 401 }),
+    },
+    invalidToken: { message: 'the admin token is not right' },
   });
-}
-
-/** The credentials of `Bearer <token>` (the scheme is case-insensitive, RFC 9110 11.1). */
-function bearerToken(header: string | undefined): string | undefined {
-  return header === undefined ? undefined : /^Bearer +([^ ]+) *$/i.exec(header)?.[1];
-}
-
-/**
- * Whether two byte strings are equal, in a time that depends only on `expected` (the secret's
- * length, which does not change), never on where `given` first differs. node:crypto's
- * timingSafeEqual is not used so that the handlers run on any fetch-compatible host.
- */
-export function constantTimeEqual(expected: Uint8Array, given: Uint8Array): boolean {
-  let diff = expected.byteLength ^ given.byteLength;
-  for (let i = 0; i < expected.byteLength; i++) {
-    diff |= (expected[i] as number) ^ (given[i] ?? 0);
-  }
-  return diff === 0;
 }
 
 const VOLUME_RULE = 'a volume id is an integer from 1 up, without sign or leading zeros';
@@ -93,7 +72,7 @@ export const compactVolumes = factory.createHandlers(async (c) => {
   const fromBody =
     text.trim() === '' ? undefined : parseOrBadRequest(compactBody, parseJson(text)).volume;
   if (fromQuery !== undefined && fromBody !== undefined && fromQuery !== fromBody) {
-    throw new StoreError(
+    throw new HttpError(
       'bad_request',
       `the query names volume ${fromQuery} and the body volume ${fromBody}`,
     );
@@ -101,7 +80,7 @@ export const compactVolumes = factory.createHandlers(async (c) => {
   const volume = fromQuery ?? fromBody;
   const { store } = c.var;
   if (store.compact === undefined) {
-    return errorResponse(c, 'not_supported', 'this store has no volumes to compact');
+    throw new HttpError('not_supported', 'this store has no volumes to compact');
   }
   return c.json({ compacted: await store.compact(volume) }, 200);
 });
@@ -111,7 +90,7 @@ export const markVolumeReadOnly = factory.createHandlers(async (c) => {
   const id = parseOrBadRequest(volumeIdText, c.req.param('id'));
   const { store } = c.var;
   if (store.setVolumeReadOnly === undefined) {
-    return errorResponse(c, 'not_supported', 'this store has no volumes to mark read-only');
+    throw new HttpError('not_supported', 'this store has no volumes to mark read-only');
   }
   return c.json(await store.setVolumeReadOnly(id), 200);
 });
@@ -119,7 +98,7 @@ export const markVolumeReadOnly = factory.createHandlers(async (c) => {
 function parseOrBadRequest<S extends v.GenericSchema>(schema: S, input: unknown): v.InferOutput<S> {
   const result = v.safeParse(schema, input);
   if (!result.success) {
-    throw new StoreError('bad_request', result.issues[0]?.message ?? 'invalid input');
+    throw new HttpError('bad_request', result.issues[0]?.message ?? 'invalid input');
   }
   return result.output;
 }
@@ -128,7 +107,7 @@ function parseJson(text: string): unknown {
   try {
     return JSON.parse(text);
   } catch {
-    throw new StoreError('bad_request', 'the body is not JSON, such as {"volume": 2}');
+    throw new HttpError('bad_request', 'the body is not JSON, such as {"volume": 2}');
   }
 }
 
@@ -143,12 +122,12 @@ async function readSmallBody(c: Context<AppEnv>): Promise<string> {
   try {
     for (;;) {
       const result = await reader.read().catch((err: unknown) => {
-        throw new StoreError('bad_request', 'the request body was cut off', { cause: err });
+        throw new HttpError('bad_request', 'the request body was cut off', { cause: err });
       });
       if (result.done) return text + decoder.decode();
       bytes += result.value.byteLength;
       if (bytes > ADMIN_BODY_LIMIT) {
-        throw new StoreError(
+        throw new HttpError(
           'too_large',
           `an admin request body is at most ${ADMIN_BODY_LIMIT} bytes`,
         );

@@ -1,6 +1,11 @@
 import { Hono } from 'hono';
 import type { BlobStore } from '../storage/index.ts';
-import { compactVolumes, markVolumeReadOnly, requireAdminToken } from './admin-routes.ts';
+import {
+  BEARER_TOKEN,
+  compactVolumes,
+  markVolumeReadOnly,
+  requireAdminToken,
+} from './admin-routes.ts';
 import type { AppEnv } from './env.ts';
 import { createErrorHandler, methodNotAllowed, noRoute } from './errors.ts';
 import { createFile, deleteFile, readFile, replaceFile } from './file-routes.ts';
@@ -60,9 +65,11 @@ export function createApp(options: CreateAppOptions): Hono<AppEnv> {
   if (!Number.isSafeInteger(maxBody) || maxBody < 0) {
     throw new RangeError(`maxBody must be a non-negative integer, got ${maxBody}`);
   }
-  // A header can carry only visible ASCII; an empty token would let anyone in.
-  if (adminToken !== undefined && !/^[\x21-\x7e]+$/.test(adminToken)) {
-    throw new RangeError('adminToken must be non-empty visible ASCII, without spaces');
+  // What a bearer token can carry (RFC 6750); an empty token would let anyone in.
+  if (adminToken !== undefined && !BEARER_TOKEN.test(adminToken)) {
+    throw new RangeError(
+      'adminToken must be non-empty, of letters, digits and - . _ ~ + / (then = padding)',
+    );
   }
 
   const app = new Hono<AppEnv>();

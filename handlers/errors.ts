@@ -1,4 +1,5 @@
 import type { Context, ErrorHandler, Handler, NotFoundHandler } from 'hono';
+import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { StoreError, type StoreErrorCode } from '../storage/index.ts';
 import { requestPath } from './request-path.ts';
@@ -41,6 +42,28 @@ export function statusOf(code: ErrorCode): ContentfulStatusCode {
   return statusByCode[code];
 }
 
+/**
+ * How a handler fails: it throws, and the app's one error handler answers. The store throws
+ * `StoreError` (the port's); the handlers throw this for what only HTTP knows (a bad key in a
+ * path, a range outside the file, a route the store cannot serve), with any headers the answer
+ * needs; Hono's middleware throws `HTTPException`.
+ */
+export class HttpError extends Error {
+  readonly code: ErrorCode;
+  readonly headers: Record<string, string> | undefined;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options?: { headers?: Record<string, string>; cause?: unknown },
+  ) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'HttpError';
+    this.code = code;
+    this.headers = options?.headers;
+  }
+}
+
 /** The JSON every error answers with, under the status its code maps to. */
 export function errorResponse(
   c: Context,
@@ -52,17 +75,49 @@ export function errorResponse(
   return c.json(body, statusOf(code), headers);
 }
 
+/** The code of an `HTTPException` from Hono's middleware, by its status. */
+const codeByStatus: Readonly<Record<number, ErrorCode>> = {
+  400: 'bad_request',
+  401: 'unauthorized',
+  404: 'no_route',
+  405: 'method_not_allowed',
+  413: 'too_large',
+  416: 'range_not_satisfiable',
+};
+
+/** Headers of an `HTTPException`'s answer that the JSON answer keeps. */
+const KEPT_HEADERS = ['WWW-Authenticate', 'Allow', 'Retry-After'];
+
 /**
- * The app's single `onError`. A `StoreError` is an answer (its message is written for clients);
- * anything else is a bug or an outage: it is reported to the operator, and the client gets a
- * generic message, never the error's text or stack.
+ * The app's single `onError`. A `StoreError` or `HttpError` is an answer (its message is written
+ * for clients), and so is Hono's `HTTPException`, in the same JSON shape; anything else is a bug
+ * or an outage: it is reported to the operator, and the client gets a generic message, never the
+ * error's text or stack.
  */
 export function createErrorHandler(onUnexpectedError: (err: unknown) => void): ErrorHandler {
-  return (err, c) => {
-    if (err instanceof StoreError) {
+  return async (err, c) => {
+    if (err instanceof StoreError || err instanceof HttpError) {
       // Damage and disk failures are answers to the client and news to the operator.
       if (statusOf(err.code) >= 500) reportSafely(onUnexpectedError, err);
-      return errorResponse(c, err.code, err.message);
+      return errorResponse(
+        c,
+        err.code,
+        err.message,
+        err instanceof HttpError ? err.headers : undefined,
+      );
+    }
+    if (err instanceof HTTPException) {
+      const res = err.getResponse();
+      const code = codeByStatus[res.status];
+      if (code !== undefined) {
+        const message = err.message || (await res.text().catch(() => '')) || res.statusText;
+        const headers: Record<string, string> = {};
+        for (const name of KEPT_HEADERS) {
+          const value = res.headers.get(name);
+          if (value !== null) headers[name] = value;
+        }
+        return errorResponse(c, code, message || code, headers);
+      }
     }
     reportSafely(onUnexpectedError, err);
     return errorResponse(c, 'internal', 'internal server error');

@@ -1,9 +1,9 @@
 import type { Context } from 'hono';
 import { createFactory } from 'hono/factory';
 import { validator } from 'hono/validator';
-import { type FileInfo, StoreError } from '../storage/index.ts';
+import type { FileInfo } from '../storage/index.ts';
 import type { AppEnv } from './env.ts';
-import { errorResponse } from './errors.ts';
+import { HttpError } from './errors.ts';
 import {
   fileHeaders,
   fileId,
@@ -29,7 +29,7 @@ const fileIdParam = validator(
   (params: Record<string, string>, c: Context<AppEnv>): FileId => {
     const id = parseFileId(params.key);
     if (id.cookie === undefined && c.get('requireCookie')) {
-      throw new StoreError(
+      throw new HttpError(
         'not_found',
         `no file with id ${id.key}: this server names files by key and cookie, /file/{key},{cookie} (the "fid" of the upload's answer)`,
       );
@@ -74,11 +74,10 @@ export const readFile = factory.createHandlers(fileIdParam, async (c) => {
 
   const plan = planRangedRead(range, c.req.header('if-range'), info);
   if (plan.kind === 'unsatisfiable') {
-    return errorResponse(
-      c,
+    throw new HttpError(
       'range_not_satisfiable',
       `the range ${range} is outside the file's ${info.size} bytes`,
-      { 'Content-Range': unsatisfiedRange(info.size) },
+      { headers: { 'Content-Range': unsatisfiedRange(info.size) } },
     );
   }
   if (plan.kind === 'full') {

@@ -1,5 +1,6 @@
 import * as v from 'valibot';
-import { type Key, MAX_CONTENT_TYPE_LENGTH, MAX_KEY, StoreError } from '../storage/index.ts';
+import { type Key, MAX_CONTENT_TYPE_LENGTH, MAX_KEY } from '../storage/index.ts';
+import { HttpError } from './errors.ts';
 
 const KEY_RULE = `a key is a decimal integer from 1 to ${MAX_KEY}, without sign or leading zeros`;
 
@@ -75,7 +76,7 @@ export const contentTypeSchema = v.pipe(
 /** Parses a path key, or throws `bad_key`. */
 export function parseKey(raw: unknown): Key {
   const result = v.safeParse(keySchema, raw);
-  if (!result.success) throw new StoreError('bad_key', firstMessage(result.issues));
+  if (!result.success) throw new HttpError('bad_key', firstMessage(result.issues));
   return result.output;
 }
 
@@ -89,7 +90,7 @@ export function parseFileId(raw: unknown): FileId {
   const comma = raw.indexOf(',');
   const key = parseKey(raw.slice(0, comma));
   const result = v.safeParse(cookieSchema, raw.slice(comma + 1));
-  if (!result.success) throw new StoreError('bad_key', firstMessage(result.issues));
+  if (!result.success) throw new HttpError('bad_key', firstMessage(result.issues));
   return { key, cookie: result.output };
 }
 
@@ -97,7 +98,7 @@ export function parseFileId(raw: unknown): FileId {
 export function parseContentLength(raw: string | undefined): number | undefined {
   if (raw === undefined) return undefined;
   const result = v.safeParse(contentLengthSchema, raw);
-  if (!result.success) throw new StoreError('bad_request', firstMessage(result.issues));
+  if (!result.success) throw new HttpError('bad_request', firstMessage(result.issues));
   return result.output;
 }
 
@@ -108,7 +109,7 @@ export function parseContentLength(raw: string | undefined): number | undefined 
 export function parseContentType(raw: string | undefined): string | undefined {
   if (raw === undefined) return undefined;
   const result = v.safeParse(contentTypeSchema, raw);
-  if (!result.success) throw new StoreError('bad_request', firstMessage(result.issues));
+  if (!result.success) throw new HttpError('bad_request', firstMessage(result.issues));
   return result.output === '' ? undefined : result.output;
 }
 

@@ -1,6 +1,7 @@
 import type { Context } from 'hono';
-import { type PutInput, StoreError } from '../storage/index.ts';
+import type { PutInput } from '../storage/index.ts';
 import type { AppEnv } from './env.ts';
+import { HttpError } from './errors.ts';
 import { parseContentLength, parseContentType } from './schemas.ts';
 
 /**
@@ -21,7 +22,7 @@ export async function uploadInput(c: Context<AppEnv>): Promise<PutInput> {
   const contentType = parseContentType(c.req.header('content-type'));
   const limit = c.get('maxBody');
   if (length !== undefined && length > limit) {
-    throw new StoreError(
+    throw new HttpError(
       'too_large',
       `the body is ${length} bytes, over the limit of ${limit} bytes`,
     );
@@ -47,7 +48,7 @@ function streamedBody(c: Context<AppEnv>): ReadableStream<Uint8Array> | null {
     // that fails for a `Host` the URL parser refuses (`999.1.1.1`): the client's fault, told
     // before anything is stored.
     if (URL.canParse(c.req.url)) throw err;
-    throw new StoreError('bad_request', 'the Host header does not name a valid host', {
+    throw new HttpError('bad_request', 'the Host header does not name a valid host', {
       cause: err,
     });
   }
@@ -58,7 +59,7 @@ async function smallBody(c: Context<AppEnv>): Promise<Uint8Array> {
   try {
     return new Uint8Array(await c.req.arrayBuffer());
   } catch (err) {
-    throw new StoreError('bad_request', 'the upload was aborted before its end', { cause: err });
+    throw new HttpError('bad_request', 'the upload was aborted before its end', { cause: err });
   }
 }
 

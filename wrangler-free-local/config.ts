@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import * as v from 'valibot';
+import { BEARER_TOKEN } from '../handlers/admin-routes.ts';
 
 /**
  * The command line and the environment, read once into a typed `Config`. `node:util` parseArgs
@@ -59,7 +60,8 @@ const onOff = v.optional(
 );
 
 /** Long enough not to be guessed over the network; never echoed back in an error. */
-const ADMIN_TOKEN_RULE = 'must be at least 16 visible ASCII characters, without spaces';
+const ADMIN_TOKEN_RULE =
+  'must be at least 16 characters of letters, digits and - . _ ~ + / (a bearer token, RFC 6750), such as the output of openssl rand -hex 24';
 
 /** `67108864`, `64M`, `1GiB`: a size in bytes, powers of 1024. */
 const byteCount = v.pipe(
@@ -124,11 +126,7 @@ export const configSchema = v.object({
   readOnly: onOff,
   inlineActive: onOff,
   adminToken: v.optional(
-    v.pipe(
-      v.string(),
-      v.regex(/^[\x21-\x7e]*$/, ADMIN_TOKEN_RULE),
-      v.minLength(16, ADMIN_TOKEN_RULE),
-    ),
+    v.pipe(v.string(), v.regex(BEARER_TOKEN, ADMIN_TOKEN_RULE), v.minLength(16, ADMIN_TOKEN_RULE)),
   ),
 });
 

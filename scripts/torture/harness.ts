@@ -145,7 +145,9 @@ const CONTENT_TYPES = [
 ];
 const OCTET_STREAM = 'application/octet-stream';
 /** RFC 9110's tchar: what a media type's type and subtype are made of. */
-const TOKEN_CHARS = [..."!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"];
+const TOKEN_CHARS = [
+  ..."!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
+];
 const MAX_FAILURES_KEPT = 50;
 const CHECK_CONCURRENCY = 8;
 const MAX_LIVE = 300;
