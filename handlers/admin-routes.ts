@@ -2,6 +2,7 @@ import type { Context } from 'hono';
 import { bearerAuth } from 'hono/bearer-auth';
 import { createFactory } from 'hono/factory';
 import * as v from 'valibot';
+import type { VolumeAdmin } from '../storage/index.ts';
 import type { AppEnv } from './env.ts';
 import { HttpError } from './errors.ts';
 
@@ -63,37 +64,39 @@ const ADMIN_BODY_LIMIT = 4096;
 
 /**
  * POST /admin/compact, optionally naming one volume (query `volume=N` or JSON `{"volume": N}`).
- * Answers once the compaction is done, with a report per compacted volume.
+ * Answers once the compaction is done, with a report per compacted volume. Without `volumes`
+ * (a store that has none) it answers 501 `not_supported`.
  */
-export const compactVolumes = factory.createHandlers(async (c) => {
-  const query = c.req.query('volume');
-  const fromQuery = query === undefined ? undefined : parseOrBadRequest(volumeIdText, query);
-  const text = await readSmallBody(c);
-  const fromBody =
-    text.trim() === '' ? undefined : parseOrBadRequest(compactBody, parseJson(text)).volume;
-  if (fromQuery !== undefined && fromBody !== undefined && fromQuery !== fromBody) {
-    throw new HttpError(
-      'bad_request',
-      `the query names volume ${fromQuery} and the body volume ${fromBody}`,
-    );
-  }
-  const volume = fromQuery ?? fromBody;
-  const { store } = c.var;
-  if (store.compact === undefined) {
-    throw new HttpError('not_supported', 'this store has no volumes to compact');
-  }
-  return c.json({ compacted: await store.compact(volume) }, 200);
-});
+export function compactVolumes(volumes: VolumeAdmin | undefined) {
+  return factory.createHandlers(async (c) => {
+    const query = c.req.query('volume');
+    const fromQuery = query === undefined ? undefined : parseOrBadRequest(volumeIdText, query);
+    const text = await readSmallBody(c);
+    const fromBody =
+      text.trim() === '' ? undefined : parseOrBadRequest(compactBody, parseJson(text)).volume;
+    if (fromQuery !== undefined && fromBody !== undefined && fromQuery !== fromBody) {
+      throw new HttpError(
+        'bad_request',
+        `the query names volume ${fromQuery} and the body volume ${fromBody}`,
+      );
+    }
+    if (volumes === undefined) {
+      throw new HttpError('not_supported', 'this store has no volumes to compact');
+    }
+    return c.json({ compacted: await volumes.compact(fromQuery ?? fromBody) }, 200);
+  });
+}
 
 /** POST /admin/volumes/{id}/readonly: the volume takes no more appends, for good. */
-export const markVolumeReadOnly = factory.createHandlers(async (c) => {
-  const id = parseOrBadRequest(volumeIdText, c.req.param('id'));
-  const { store } = c.var;
-  if (store.setVolumeReadOnly === undefined) {
-    throw new HttpError('not_supported', 'this store has no volumes to mark read-only');
-  }
-  return c.json(await store.setVolumeReadOnly(id), 200);
-});
+export function markVolumeReadOnly(volumes: VolumeAdmin | undefined) {
+  return factory.createHandlers(async (c) => {
+    const id = parseOrBadRequest(volumeIdText, c.req.param('id'));
+    if (volumes === undefined) {
+      throw new HttpError('not_supported', 'this store has no volumes to mark read-only');
+    }
+    return c.json(await volumes.setVolumeReadOnly(id), 200);
+  });
+}
 
 function parseOrBadRequest<S extends v.GenericSchema>(schema: S, input: unknown): v.InferOutput<S> {
   const result = v.safeParse(schema, input);

@@ -110,9 +110,11 @@ export function createApp(options: CreateAppOptions): Hono<AppEnv> {
   if (adminToken !== undefined) {
     // Every /admin path asks for the token first, even one that does not exist.
     app.use('/admin/*', requireAdminToken(adminToken));
-    app.post('/admin/compact', ...compactVolumes);
+    // What the store offers is read once, here: no route asks it again per request.
+    const { volumes } = store.capabilities;
+    app.post('/admin/compact', ...compactVolumes(volumes));
     app.all('/admin/compact', methodNotAllowed(['POST']));
-    app.post('/admin/volumes/:id/readonly', ...markVolumeReadOnly);
+    app.post('/admin/volumes/:id/readonly', ...markVolumeReadOnly(volumes));
     app.all('/admin/volumes/:id/readonly', methodNotAllowed(['POST']));
   }
 

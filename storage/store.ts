@@ -37,10 +37,25 @@ export interface BlobStore {
   close(): Promise<void>;
 
   /**
-   * Operator calls, for adapters with volumes. `compact` rewrites volumes without their deleted
-   * and replaced needles while the store keeps serving (all volumes that have garbage, or the one
-   * named); `setVolumeReadOnly` stops appends to a volume for good.
+   * What this store offers beyond the file operations, as abstract-level's `supports` manifest
+   * or tus's `extensions`: read once, when the app is built, never per request.
    */
-  compact?(volume?: number): Promise<CompactReport[]>;
-  setVolumeReadOnly?(volume: number): Promise<VolumeStatus>;
+  readonly capabilities: StoreCapabilities;
+}
+
+/** A store's optional parts; an absent one is not offered. */
+export interface StoreCapabilities {
+  /** Operator calls of a store made of volumes. */
+  readonly volumes?: VolumeAdmin;
+}
+
+/** The operator calls of a store made of volumes (the Haystack store's own). */
+export interface VolumeAdmin {
+  /**
+   * Rewrites volumes without their deleted and replaced needles while the store keeps serving:
+   * every volume that has garbage, or the one named.
+   */
+  compact(volume?: number): Promise<CompactReport[]>;
+  /** Stops appends to a volume for good; answers its status. */
+  setVolumeReadOnly(volume: number): Promise<VolumeStatus>;
 }

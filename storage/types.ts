@@ -8,14 +8,22 @@ export const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
 /** Longest content type stored with a file, in bytes (printable ASCII, so bytes = characters). */
 export const MAX_CONTENT_TYPE_LENGTH = 1024;
 
-/** What the store knows about one live file. Content under a key never changes. */
+/**
+ * What the store knows about one live file. Content under a key never changes.
+ *
+ * `volume` and `offset` are Haystack's facts: where the file's needle lies. They are for
+ * operators and tools (a `verify` report, a look at a volume file), never for reading the file
+ * back: clients name a file by key (and cookie) only. An adapter without volumes answers
+ * volume 1 and offset 0; one that spreads files over machines answers its logical volume, and
+ * the offset in one of its replicas.
+ */
 export interface FileInfo {
   key: Key;
   /** Length of the file in bytes. */
   size: number;
-  /** Which volume holds the file (always 1 for adapters without volumes). */
+  /** Which volume holds the file: 1 for adapters without volumes, the logical one in a cluster. */
   volume: number;
-  /** Where the file's needle starts in its volume file (0 for adapters without volumes). */
+  /** Where the file's needle starts in its volume file: 0 for adapters without volumes. */
   offset: number;
   /** Random 32-bit number stored with the file; part of the ETag. */
   cookie: number;

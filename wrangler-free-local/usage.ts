@@ -54,8 +54,8 @@ Options (each also from the environment; a flag wins over its variable):
   --admin-token T   Turns on POST /admin/compact and             HAYSTACK_ADMIN_TOKEN
                     POST /admin/volumes/{id}/readonly, which then need the header
                     "Authorization: Bearer T": at least 16 of A-Z a-z 0-9 - . _ ~ + /
-                    (openssl rand -hex 24 makes one). Prefer the variable: flags show
-                    in ps to every user of the machine.
+                    (openssl rand -hex 24 makes one). Prefer the variable:
+                    flags show in ps to every user of the machine.
                     Default: off (no /admin routes at all)
   (The variables of the switches, --read-only, --require-cookie and --inline-active,
    take 1, true, 0 or false.)

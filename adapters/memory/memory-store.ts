@@ -6,6 +6,7 @@ import {
   type FileRead,
   type Key,
   type PutInput,
+  type StoreCapabilities,
   StoreError,
   type StoreStatus,
   type SyncReport,
@@ -28,6 +29,8 @@ export interface MemoryStoreOptions {
  * Nothing survives the process; "durable" here means "in this Map".
  */
 export class MemoryStore implements BlobStore {
+  /** No volumes, so no operator calls: the admin routes answer 501 `not_supported`. */
+  readonly capabilities: StoreCapabilities = {};
   readonly #files = new Map<Key, MemoryFile>();
   #nextKey = 1;
   #deleted = 0;

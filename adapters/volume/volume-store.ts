@@ -10,6 +10,7 @@ import {
   type Key,
   MAX_CONTENT_TYPE_LENGTH,
   type PutInput,
+  type StoreCapabilities,
   StoreError,
   type StoreStatus,
   type SyncReport,
@@ -88,6 +89,8 @@ const WRITE_CHUNK = 1024 * 1024;
 
 /** The file-backed volume adapter of the storage port. */
 export class VolumeStore implements BlobStore {
+  /** Its operator calls are its own `compact` and `setVolumeReadOnly`. */
+  readonly capabilities: StoreCapabilities = { volumes: this };
   readonly #dir: string;
   readonly #fsync: FsyncMode;
   readonly #volumeSize: number;

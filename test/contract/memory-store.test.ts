@@ -6,6 +6,7 @@ import {
   type FileRead,
   type Key,
   type PutInput,
+  type StoreCapabilities,
   StoreError,
   type StoreStatus,
   type SyncReport,
@@ -24,6 +25,7 @@ describeStore('memory', async () => {
  * that keeps everything.
  */
 class Handle implements BlobStore {
+  readonly capabilities: StoreCapabilities = {};
   readonly #data: MemoryStore;
   #closed = false;
 

@@ -3,17 +3,19 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createMemoryStore, type MemoryStore } from '../../adapters/memory/memory-store.ts';
 import { openVolumeStore } from '../../adapters/volume/index.ts';
 import { createApp } from '../../handlers/index.ts';
-import type {
-  BlobStore,
-  ByteRange,
-  CompactReport,
-  FileInfo,
-  FileRead,
-  Key,
-  PutInput,
-  StoreStatus,
-  SyncReport,
-  VolumeStatus,
+import {
+  type BlobStore,
+  type ByteRange,
+  type CompactReport,
+  type FileInfo,
+  type FileRead,
+  type Key,
+  type PutInput,
+  type StoreCapabilities,
+  StoreError,
+  type StoreStatus,
+  type SyncReport,
+  type VolumeStatus,
 } from '../../storage/index.ts';
 import { makeTempDir, removeTempDir } from '../support/tmp.ts';
 import { expectError, MAX_BODY, type Stored, setup, upload } from './helpers.ts';
@@ -25,6 +27,12 @@ const AUTH = { authorization: `Bearer ${TOKEN}` };
 class CompactRecorder implements BlobStore {
   readonly inner: MemoryStore = createMemoryStore();
   readonly calls: Array<number | undefined> = [];
+  readonly capabilities: StoreCapabilities = {
+    volumes: {
+      compact: (volume) => this.compact(volume),
+      setVolumeReadOnly: () => Promise.reject(new StoreError('not_found', 'no such volume')),
+    },
+  };
 
   async compact(volume?: number): Promise<CompactReport[]> {
     this.calls.push(volume);

@@ -19,6 +19,7 @@ type Method = keyof BlobStore;
 
 /** The memory store, except that the chosen methods reject with the chosen error. */
 class FaultyStore implements BlobStore {
+  readonly capabilities = {};
   readonly inner: MemoryStore = createMemoryStore();
   readonly #faults = new Map<Method, unknown>();
 
