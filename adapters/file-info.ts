@@ -1,4 +1,4 @@
-import type { FileInfo } from '../storage/index.ts';
+import { type FileInfo, type Key, MAX_KEY, StoreError } from '../storage/index.ts';
 
 /** Strong ETag of a file: content under a key never changes, and the cookie tells stores apart. */
 export function etagOf(key: number, cookie: number): string {
@@ -25,4 +25,14 @@ export function randomCookie(): number {
     nextCookie = 0;
   }
   return cookiePool[nextCookie++] as number;
+}
+
+/** A replica write's key and cookie, as the caller chose them: a key of the port, a 32-bit cookie. */
+export function checkReplicaId(key: Key, cookie: number): void {
+  if (!Number.isSafeInteger(key) || key < 1 || key > MAX_KEY) {
+    throw new StoreError('bad_key', `a key is an integer from 1 to ${MAX_KEY}, got ${key}`);
+  }
+  if (!Number.isInteger(cookie) || cookie < 0 || cookie > 0xffff_ffff) {
+    throw new StoreError('bad_request', `a cookie is a 32-bit unsigned integer, got ${cookie}`);
+  }
 }

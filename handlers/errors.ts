@@ -26,6 +26,7 @@ const statusByCode = {
   read_only: 403,
   locked: 503,
   closed: 503,
+  conflict: 409,
   no_route: 404,
   method_not_allowed: 405,
   range_not_satisfiable: 416,

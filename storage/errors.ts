@@ -13,6 +13,7 @@ export const storeErrorCodes = [
   'locked', // another live process owns the data directory
   'read_only', // the store or the volume does not take writes
   'closed', // the store was closed
+  'conflict', // a replica write names a key that holds other content
 ] as const;
 
 export type StoreErrorCode = (typeof storeErrorCodes)[number];

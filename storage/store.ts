@@ -47,6 +47,24 @@ export interface BlobStore {
 export interface StoreCapabilities {
   /** Operator calls of a store made of volumes. */
   readonly volumes?: VolumeAdmin;
+  /** Storing a file under a key and cookie the caller chose: how a cluster writes replicas. */
+  readonly replicas?: ReplicaWriter;
+}
+
+/**
+ * The write side of a replica: the key and cookie come from the caller (a cluster's gateway,
+ * which took the key from a range the Directory leased it), not from the store.
+ */
+export interface ReplicaWriter {
+  /**
+   * Stores `input` under `key` with `cookie`, durably as `put` does. A retry with the same key,
+   * cookie, content type and bytes answers the stored file again and stores nothing twice; the
+   * same key with anything else is `conflict`, and the file under it stays as it was. The store's
+   * own `put` hands out keys above every key stored this way. Whether a key this store has
+   * retired may be stored again is the caller's to prevent (the cluster's Directory records
+   * deletes), as not every adapter remembers retired keys.
+   */
+  putReplica(key: Key, cookie: number, input: PutInput): Promise<FileInfo>;
 }
 
 /** The operator calls of a store made of volumes (the Haystack store's own). */

@@ -11,7 +11,7 @@ import {
   type StoreStatus,
   type SyncReport,
 } from '../../storage/index.ts';
-import { fileInfo, randomCookie } from '../file-info.ts';
+import { checkReplicaId, fileInfo, randomCookie } from '../file-info.ts';
 import { readBody } from '../read-body.ts';
 
 interface MemoryFile {
@@ -29,8 +29,10 @@ export interface MemoryStoreOptions {
  * Nothing survives the process; "durable" here means "in this Map".
  */
 export class MemoryStore implements BlobStore {
-  /** No volumes, so no operator calls: the admin routes answer 501 `not_supported`. */
-  readonly capabilities: StoreCapabilities = {};
+  /** No volumes, so no operator calls (the admin routes answer 501); replica writes, yes. */
+  readonly capabilities: StoreCapabilities = {
+    replicas: { putReplica: (key, cookie, input) => this.#putReplica(key, cookie, input) },
+  };
   readonly #files = new Map<Key, MemoryFile>();
   #nextKey = 1;
   #deleted = 0;
@@ -45,7 +47,7 @@ export class MemoryStore implements BlobStore {
     this.#assertWritable();
     const bytes = await readBody(input);
     this.#assertOpen();
-    return this.#store(bytes, input.contentType);
+    return this.#store(this.#nextKey++, randomCookie(), bytes, input.contentType);
   }
 
   async get(key: Key, range?: ByteRange, cookie?: number): Promise<FileRead> {
@@ -64,7 +66,7 @@ export class MemoryStore implements BlobStore {
     const bytes = await readBody(input);
     // The body took time to arrive: the key may have gone meanwhile.
     this.#live(key, cookie);
-    const info = this.#store(bytes, input.contentType);
+    const info = this.#store(this.#nextKey++, randomCookie(), bytes, input.contentType);
     this.#retire(key);
     return info;
   }
@@ -100,14 +102,32 @@ export class MemoryStore implements BlobStore {
     this.#closed = true;
   }
 
-  #store(bytes: Uint8Array, contentType: string | undefined): FileInfo {
-    const key = this.#nextKey++;
+  async #putReplica(key: Key, cookie: number, input: PutInput): Promise<FileInfo> {
+    checkReplicaId(key, cookie);
+    this.#assertWritable();
+    const bytes = await readBody(input);
+    this.#assertOpen();
+    const contentType = input.contentType ?? DEFAULT_CONTENT_TYPE;
+    const held = this.#files.get(key);
+    if (held) {
+      const same =
+        held.info.cookie === cookie &&
+        held.info.contentType === contentType &&
+        equalBytes(held.bytes, bytes);
+      if (same) return { ...held.info };
+      throw new StoreError('conflict', `key ${key} already holds another file`);
+    }
+    if (key >= this.#nextKey) this.#nextKey = key + 1;
+    return this.#store(key, cookie, bytes, contentType);
+  }
+
+  #store(key: Key, cookie: number, bytes: Uint8Array, contentType: string | undefined): FileInfo {
     const info = fileInfo({
       key,
       size: bytes.byteLength,
       volume: 1,
       offset: 0,
-      cookie: randomCookie(),
+      cookie,
       contentType: contentType ?? DEFAULT_CONTENT_TYPE,
     });
     // Own copies: the caller may reuse its buffer (or a stream's chunk) and change what it got back;
@@ -139,6 +159,12 @@ export class MemoryStore implements BlobStore {
   #assertOpen(): void {
     if (this.#closed) throw new StoreError('closed', 'the store is closed');
   }
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore {

@@ -12,8 +12,14 @@ import {
   type SyncReport,
 } from '../../storage/index.ts';
 import { describeStore } from './describe-store.ts';
+import { describeReplicas } from './replicas.ts';
 
 describeStore('memory', async () => {
+  const store = createMemoryStore();
+  return { store, cleanup: () => store.close() };
+});
+
+describeReplicas('memory', async () => {
   const store = createMemoryStore();
   return { store, cleanup: () => store.close() };
 });
