@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { killAll } from './support/cli-process.ts';
 import {
   failed,
   formatResult,
@@ -10,7 +11,6 @@ import {
   TORTURE_MODES,
   type TortureMode,
 } from './torture/harness.ts';
-import { CliProcess } from './torture/server.ts';
 
 /**
  * `npm run torture -- --cycles N [--mode kill|lost-cache|compact|mixed] [--seed S]
@@ -92,7 +92,7 @@ const removeTemp = () =>
 
 // Ctrl+C: no server child may outlive the harness, nor its temp dir.
 process.once('SIGINT', () => {
-  void CliProcess.killAll()
+  void killAll()
     .then(removeTemp)
     .then(() => process.exit(130));
 });

@@ -7,6 +7,14 @@ import { NeedleKind, needleLength, TOMBSTONE_LENGTH } from '../../adapters/volum
 import { scanVolume } from '../../adapters/volume/scan.ts';
 import { SUPERBLOCK_SIZE, VolumeFile } from '../../adapters/volume/volume-file.ts';
 import {
+  crash,
+  killAll,
+  runCli,
+  type ServerRun,
+  startServer,
+  stop,
+} from '../support/cli-process.ts';
+import {
   ADMIN_FLAGS,
   type CompactionStats,
   Compactions,
@@ -23,7 +31,6 @@ import {
   sha256,
 } from './content.ts';
 import { Random } from './random.ts';
-import { CliProcess, runCli, ServerProcess } from './server.ts';
 
 /**
  * The crash-loop harness. Each cycle: several clients POST, PUT and DELETE random files against a
@@ -149,6 +156,8 @@ const TOKEN_CHARS = [
   ..."!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
 ];
 const MAX_FAILURES_KEPT = 50;
+/** How long a child may take to print its listening line or to exit before it is a failure. */
+const CHILD_WAIT_MS = 60_000;
 const CHECK_CONCURRENCY = 8;
 const MAX_LIVE = 300;
 /**
@@ -247,16 +256,16 @@ class Torture {
     const started = performance.now();
     const dir = this.#dirOption ?? (await mkdtemp(path.join(os.tmpdir(), 'haystack-torture-')));
     const serverFlags = this.#serverFlags;
-    let server: ServerProcess | undefined;
+    let server: ServerRun | undefined;
     try {
-      server = await ServerProcess.start(dir, serverFlags);
+      server = await startServer(dir, serverFlags, { limitMs: CHILD_WAIT_MS });
       for (let cycle = 1; cycle <= this.#options.cycles; cycle++) {
         server = await this.#cycle(cycle, dir, server, serverFlags);
         this.#result.cycles = cycle;
         if (!server) break;
       }
       if (server) {
-        const exit = await server.stop();
+        const exit = await stop(server);
         if (exit.code !== 0) this.#fail('end', 'other', `graceful stop exited ${exit.code}`);
         const report = await verifyDataDir({ dir });
         for (const p of report.problems) {
@@ -270,7 +279,7 @@ class Torture {
     } catch (err) {
       this.#fail(this.#result.cycles + 1, 'other', `harness stopped: ${(err as Error).message}`);
     } finally {
-      await CliProcess.killAll();
+      await killAll();
       if (!this.#dirOption) await rm(dir, { recursive: true, force: true });
     }
     this.#result.durationMs = performance.now() - started;
@@ -281,9 +290,9 @@ class Torture {
   async #cycle(
     cycle: number,
     dir: string,
-    server: ServerProcess,
+    server: ServerRun,
     serverFlags: readonly string[],
-  ): Promise<ServerProcess | undefined> {
+  ): Promise<ServerRun | undefined> {
     const rng = new Random(this.#options.seed, cycle);
     const { mode } = this.#options;
     const kind: CycleKind =
@@ -327,7 +336,7 @@ class Torture {
     if (compaction) killed = await compaction.untilKill();
     else await new Promise((resolve) => setTimeout(resolve, delay));
     writes.stop();
-    await server.kill();
+    await crash(server);
     await writes.done;
 
     const steps: string[] = [killed];
@@ -357,7 +366,7 @@ class Torture {
       await this.#dropIndexes(dir);
       steps.push('index files dropped');
     } else if (recovery === 'reload') {
-      const reload = await runCli(['reload', '--data', dir]);
+      const reload = await runCli(['reload', '--data', dir], { limitMs: CHILD_WAIT_MS });
       if (reload.code !== 0) {
         this.#fail(cycle, 'other', `reload exited ${reload.code}: ${reload.stderr}`);
       }
@@ -367,10 +376,10 @@ class Torture {
     const spooled = await spoolFiles(dir);
     if (spooled > 0) steps.push(`${spooled} chunked uploads cut mid-spool`);
 
-    let restarted: ServerProcess;
+    let restarted: ServerRun;
     const restarting = performance.now();
     try {
-      restarted = await ServerProcess.start(dir, serverFlags);
+      restarted = await startServer(dir, serverFlags, { limitMs: CHILD_WAIT_MS });
     } catch (err) {
       this.#fail(cycle, 'other', `the server did not start again: ${(err as Error).message}`);
       return undefined;
@@ -386,7 +395,7 @@ class Torture {
     }
     const checking = performance.now();
     await this.#check(cycle, restarted.url, firstKey, unanswered);
-    await compaction?.afterRestart(restarted.stderr, this.#live.size);
+    await compaction?.afterRestart(restarted.stderr(), this.#live.size);
     const acked = this.#result.acknowledged - acknowledgedBefore;
     const ms = (from: number, to = performance.now()) => Math.round(to - from);
     this.#log(

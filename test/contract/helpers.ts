@@ -1,7 +1,16 @@
 import { randomFillSync } from 'node:crypto';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { expect } from 'vitest';
-import { isStoreError, type StoreErrorCode } from '../../storage/index.ts';
+import {
+  type BlobStore,
+  type FileInfo,
+  isStoreError,
+  type Key,
+  type StoreErrorCode,
+  type StoreStatus,
+} from '../../storage/index.ts';
+
+export const MiB = 1024 * 1024;
 
 /** Random bytes in a plain Uint8Array (not a pooled Buffer), so tests see what callers give. */
 export function randomBytes(size: number): Uint8Array {
@@ -173,4 +182,116 @@ export async function expectCode(
   }
   expect(codes, `error code of: ${err.message}`).toContain(err.code);
   return err.code;
+}
+
+/** The info is well formed, whatever the adapter. */
+export function expectInfoShape(info: FileInfo): void {
+  expect(Number.isSafeInteger(info.key) && info.key >= 1, `key ${info.key}`).toBe(true);
+  expect(Number.isSafeInteger(info.size) && info.size >= 0, `size ${info.size}`).toBe(true);
+  expect(Number.isSafeInteger(info.volume) && info.volume >= 0, `volume ${info.volume}`).toBe(true);
+  expect(Number.isSafeInteger(info.offset) && info.offset >= 0, `offset ${info.offset}`).toBe(true);
+  expect(
+    Number.isInteger(info.cookie) && info.cookie >= 0 && info.cookie < 2 ** 32,
+    `cookie ${info.cookie}`,
+  ).toBe(true);
+  expect(typeof info.contentType).toBe('string');
+  // A strong entity tag: quoted, no W/ prefix, only characters HTTP allows inside.
+  expect(info.etag).toMatch(/^"[\x21\x23-\x7e]*"$/);
+}
+
+/** The file is live under `key` with exactly these bytes and this type; head and get agree. */
+export async function expectFile(
+  store: BlobStore,
+  key: Key,
+  bytes: Uint8Array,
+  contentType: string,
+  expected?: FileInfo,
+): Promise<void> {
+  const head = await store.head(key);
+  expectInfoShape(head);
+  expect(head).toMatchObject({ key, size: bytes.byteLength, contentType });
+  if (expected) expect(head).toEqual(expected);
+  const read = await store.get(key);
+  expect(read.info).toEqual(head);
+  expectBytes(await readAll(read.body), bytes, `bytes of key ${key}`);
+}
+
+export async function expectGone(store: BlobStore, key: Key): Promise<void> {
+  await expectCode(store.get(key), 'not_found');
+  await expectCode(store.head(key), 'not_found');
+}
+
+/** Gone for reads and for writes: deleting or replacing it again is not_found and stores nothing. */
+export async function expectGoneForGood(store: BlobStore, key: Key): Promise<void> {
+  const before = await store.status();
+  await expectGone(store, key);
+  await expectCode(store.delete(key), 'not_found');
+  await expectCode(store.replace(key, { body: randomBytes(8) }), 'not_found');
+  await expectNothingStored(store, before);
+}
+
+/** Nothing was stored or retired since `before`, and nothing sits under the key it announced. */
+export async function expectNothingStored(store: BlobStore, before: StoreStatus): Promise<void> {
+  const after = await store.status();
+  expectStatusConsistent(after);
+  expect(after).toMatchObject({
+    liveNeedles: before.liveNeedles,
+    deletedNeedles: before.deletedNeedles,
+    liveBytes: before.liveBytes,
+  });
+  expect(after.nextKey).toBeGreaterThanOrEqual(before.nextKey);
+  await expectCode(store.get(before.nextKey), 'not_found');
+}
+
+/** After a refused upload, the next one gets a fresh key and reads back. */
+export async function expectPutStillWorks(store: BlobStore, before: StoreStatus): Promise<void> {
+  const bytes = randomBytes(777);
+  const info = await store.put({ body: streamOf(chunksOf(bytes, 100)), contentType: 'x/after' });
+  expect(info.key).toBeGreaterThanOrEqual(before.nextKey);
+  await expectFile(store, info.key, bytes, 'x/after', info);
+  expect((await store.status()).liveNeedles).toBe(before.liveNeedles + 1);
+}
+
+export function expectStatusConsistent(status: StoreStatus): void {
+  const counts = ['liveNeedles', 'deletedNeedles', 'bytes', 'liveBytes', 'garbageBytes'] as const;
+  for (const field of counts) {
+    const value = status[field];
+    expect(Number.isSafeInteger(value) && value >= 0, `${field} ${value}`).toBe(true);
+  }
+  expect(Number.isSafeInteger(status.nextKey) && status.nextKey >= 1).toBe(true);
+  expect(status.liveBytes + status.garbageBytes).toBeLessThanOrEqual(status.bytes);
+  expectRatio(status.garbageRatio, status.garbageBytes, status.bytes);
+  if (status.volumes.length === 0) return;
+  for (const field of counts) {
+    const sum = status.volumes.reduce((total, volume) => total + volume[field], 0);
+    expect(sum, `${field} summed over volumes`).toBe(status[field]);
+  }
+  for (const volume of status.volumes) {
+    expect(volume.liveBytes + volume.garbageBytes).toBeLessThanOrEqual(volume.bytes);
+    expectRatio(volume.garbageRatio, volume.garbageBytes, volume.bytes);
+  }
+}
+
+function expectRatio(ratio: number, garbage: number, bytes: number): void {
+  expect(ratio).toBeGreaterThanOrEqual(0);
+  expect(ratio).toBeLessThanOrEqual(1);
+  expect(ratio).toBeCloseTo(bytes === 0 ? 0 : garbage / bytes, 6);
+}
+
+export function expectSyncReport(report: { volumes: number; durationMs: number }): void {
+  expect(Number.isSafeInteger(report.volumes) && report.volumes >= 0).toBe(true);
+  expect(Number.isFinite(report.durationMs) && report.durationMs >= 0).toBe(true);
+}
+
+/** Exactly one of two racing calls succeeded and the other was not_found; returns the winner. */
+export function expectExactlyOneWins(results: PromiseSettledResult<unknown>[]): number {
+  const winners = results.flatMap((result, i) => (result.status === 'fulfilled' ? [i] : []));
+  expect(winners, 'calls that succeeded').toHaveLength(1);
+  for (const result of results) {
+    if (result.status === 'rejected') {
+      const reason: unknown = result.reason;
+      expect(isStoreError(reason) ? reason.code : reason).toBe('not_found');
+    }
+  }
+  return winners[0] ?? -1;
 }

@@ -1,16 +1,6 @@
 import { createMemoryStore, type MemoryStore } from '../../adapters/memory/memory-store.ts';
-import {
-  type BlobStore,
-  type ByteRange,
-  type FileInfo,
-  type FileRead,
-  type Key,
-  type PutInput,
-  type StoreCapabilities,
-  StoreError,
-  type StoreStatus,
-  type SyncReport,
-} from '../../storage/index.ts';
+import { type BlobStore, StoreError } from '../../storage/index.ts';
+import { DelegatingStore } from '../support/delegating-store.ts';
 import { describeStore } from './describe-store.ts';
 import { describeReplicas } from './replicas.ts';
 
@@ -28,60 +18,26 @@ describeReplicas('memory', async () => {
  * One handle on a memory store that outlives it, the way a data directory outlives a process:
  * closing the handle leaves the data for the next one. This runs the suite's close-and-reopen
  * checks before a persistent adapter exists, so that those checks are known to pass on a store
- * that keeps everything.
+ * that keeps everything. It also runs the whole contract through `DelegatingStore`, so that a
+ * forwarder that lost an argument (a cookie, a range) fails the contract.
  */
-class Handle implements BlobStore {
-  readonly capabilities: StoreCapabilities = {};
-  readonly #data: MemoryStore;
-  #closed = false;
-
-  constructor(data: MemoryStore) {
-    this.#data = data;
-  }
-
-  async put(input: PutInput): Promise<FileInfo> {
-    return this.#open().put(input);
-  }
-
-  async get(key: Key, range?: ByteRange, cookie?: number): Promise<FileRead> {
-    return this.#open().get(key, range, cookie);
-  }
-
-  async head(key: Key, cookie?: number): Promise<FileInfo> {
-    return this.#open().head(key, cookie);
-  }
-
-  async replace(key: Key, input: PutInput, cookie?: number): Promise<FileInfo> {
-    return this.#open().replace(key, input, cookie);
-  }
-
-  async delete(key: Key, cookie?: number): Promise<void> {
-    return this.#open().delete(key, cookie);
-  }
-
-  async sync(): Promise<SyncReport> {
-    return this.#open().sync();
-  }
-
-  async status(): Promise<StoreStatus> {
-    return this.#open().status();
-  }
-
-  async close(): Promise<void> {
-    this.#closed = true;
-  }
-
-  #open(): MemoryStore {
-    if (this.#closed) throw new StoreError('closed', 'this handle is closed');
-    return this.#data;
-  }
+function handle(data: MemoryStore): BlobStore {
+  let closed = false;
+  return new DelegatingStore(data, {
+    before: () => {
+      if (closed) throw new StoreError('closed', 'this handle is closed');
+    },
+    close: async () => {
+      closed = true;
+    },
+  });
 }
 
 describeStore('memory behind reopenable handles', async () => {
   const data = createMemoryStore();
   return {
-    store: new Handle(data),
-    reopen: async () => new Handle(data),
+    store: handle(data),
+    reopen: async () => handle(data),
     cleanup: () => data.close(),
   };
 });

@@ -1,82 +1,42 @@
 import { Hono } from 'hono';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createMemoryStore, type MemoryStore } from '../../adapters/memory/memory-store.ts';
+import { createMemoryStore } from '../../adapters/memory/memory-store.ts';
 import { openVolumeStore } from '../../adapters/volume/index.ts';
 import { createApp } from '../../handlers/index.ts';
-import {
-  type BlobStore,
-  type ByteRange,
-  type CompactReport,
-  type FileInfo,
-  type FileRead,
-  type Key,
-  type PutInput,
-  type StoreCapabilities,
-  StoreError,
-  type StoreStatus,
-  type SyncReport,
-  type VolumeStatus,
-} from '../../storage/index.ts';
+import type { BlobStore, CompactReport, VolumeStatus } from '../../storage/index.ts';
+import { DelegatingStore } from '../support/delegating-store.ts';
 import { makeTempDir, removeTempDir } from '../support/tmp.ts';
 import { expectError, MAX_BODY, type Stored, setup, upload } from './helpers.ts';
 
 const TOKEN = 'test-admin-token-0123456789abcdef';
 const AUTH = { authorization: `Bearer ${TOKEN}` };
 
-/** The memory store plus a `compact` that records how it was called. */
-class CompactRecorder implements BlobStore {
-  readonly inner: MemoryStore = createMemoryStore();
-  readonly calls: Array<number | undefined> = [];
-  readonly capabilities: StoreCapabilities = {
+/**
+ * The memory store plus a `compact` that records how it was called (`setVolumeReadOnly` has
+ * nowhere to go: no test here reaches it).
+ * The app has the admin token unless `withToken` is false.
+ */
+function recorder(withToken = true) {
+  const calls: Array<number | undefined> = [];
+  const store = new DelegatingStore(createMemoryStore(), {
     volumes: {
-      compact: (volume) => this.compact(volume),
-      setVolumeReadOnly: () => Promise.reject(new StoreError('not_found', 'no such volume')),
-    },
-  };
-
-  async compact(volume?: number): Promise<CompactReport[]> {
-    this.calls.push(volume);
-    return [
-      {
-        volume: volume ?? 1,
-        bytesBefore: 1000,
-        bytesAfter: 400,
-        reclaimedBytes: 600,
-        needles: 3,
-        durationMs: 1.5,
+      compact: async (volume) => {
+        calls.push(volume);
+        return [
+          {
+            volume: volume ?? 1,
+            bytesBefore: 1000,
+            bytesAfter: 400,
+            reclaimedBytes: 600,
+            needles: 3,
+            durationMs: 1.5,
+          },
+        ];
       },
-    ];
-  }
-
-  put(input: PutInput): Promise<FileInfo> {
-    return this.inner.put(input);
-  }
-  get(key: Key, range?: ByteRange, cookie?: number): Promise<FileRead> {
-    return this.inner.get(key, range, cookie);
-  }
-  head(key: Key, cookie?: number): Promise<FileInfo> {
-    return this.inner.head(key, cookie);
-  }
-  replace(key: Key, input: PutInput, cookie?: number): Promise<FileInfo> {
-    return this.inner.replace(key, input, cookie);
-  }
-  delete(key: Key, cookie?: number): Promise<void> {
-    return this.inner.delete(key, cookie);
-  }
-  sync(): Promise<SyncReport> {
-    return this.inner.sync();
-  }
-  status(): Promise<StoreStatus> {
-    return this.inner.status();
-  }
-  close(): Promise<void> {
-    return this.inner.close();
-  }
-}
-
-function recorder() {
-  const store = new CompactRecorder();
-  return { store, app: createApp({ store, maxBody: MAX_BODY, adminToken: TOKEN }) };
+    },
+  });
+  const options = withToken ? { adminToken: TOKEN } : {};
+  return { store, calls, app: createApp({ store, maxBody: MAX_BODY, ...options }) };
 }
 
 const opened: BlobStore[] = [];
@@ -103,10 +63,9 @@ describe('admin routes without an admin token', () => {
     ['GET', '/admin/compact'],
     ['GET', '/admin'],
   ])('%s %s answers 404 no_route, as if absent', async (method, path) => {
-    const store = new CompactRecorder();
-    const app = createApp({ store, maxBody: MAX_BODY });
+    const { app, calls } = recorder(false);
     await expectError(await app.request(path, { method, headers: AUTH }), 404, 'no_route');
-    expect(store.calls).toEqual([]);
+    expect(calls).toEqual([]);
   });
 });
 
@@ -124,7 +83,7 @@ describe('admin routes with an admin token', () => {
     ['the token twice', `Bearer ${TOKEN} ${TOKEN}`],
     ['the token in other case', `Bearer ${TOKEN.toUpperCase()}`],
   ])('refuse %s with 401 unauthorized and a Bearer challenge', async (_, authorization) => {
-    const { app, store } = recorder();
+    const { app, calls } = recorder();
     const headers: Record<string, string> = authorization === undefined ? {} : { authorization };
     for (const [method, path] of [
       ['POST', '/admin/compact'],
@@ -136,11 +95,11 @@ describe('admin routes with an admin token', () => {
       expect(res.headers.get('www-authenticate')).toMatch(/^Bearer\b/);
       await expectError(res, 401, 'unauthorized');
     }
-    expect(store.calls).toEqual([]);
+    expect(calls).toEqual([]);
   });
 
   it('take the token with the scheme in any case', async () => {
-    const { app, store } = recorder();
+    const { app, calls } = recorder();
     for (const authorization of [`Bearer ${TOKEN}`, `bearer ${TOKEN}`, `BEARER  ${TOKEN} `]) {
       const res = await app.request('/admin/compact', {
         method: 'POST',
@@ -148,11 +107,11 @@ describe('admin routes with an admin token', () => {
       });
       expect(res.status, authorization).toBe(200);
     }
-    expect(store.calls).toEqual([undefined, undefined, undefined]);
+    expect(calls).toEqual([undefined, undefined, undefined]);
   });
 
   it('POST /admin/compact calls the store and answers its reports', async () => {
-    const { app, store } = recorder();
+    const { app, calls } = recorder();
     const res = await app.request('/admin/compact', { method: 'POST', headers: AUTH });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^application\/json/);
@@ -168,11 +127,11 @@ describe('admin routes with an admin token', () => {
         },
       ],
     });
-    expect(store.calls).toEqual([undefined]);
+    expect(calls).toEqual([undefined]);
   });
 
   it('POST /admin/compact names one volume by query or by JSON body', async () => {
-    const { app, store } = recorder();
+    const { app, calls } = recorder();
     const post = (path: string, body?: string) =>
       app.request(path, {
         method: 'POST',
@@ -186,7 +145,7 @@ describe('admin routes with an admin token', () => {
     expect((await post('/admin/compact', '  ')).status).toBe(200);
     const res = await post('/admin/compact', '{"volume": 5}');
     expect(await res.json()).toMatchObject({ compacted: [{ volume: 5 }] });
-    expect(store.calls).toEqual([2, 3, 4, undefined, undefined, 5]);
+    expect(calls).toEqual([2, 3, 4, undefined, undefined, 5]);
   });
 
   it.each([
@@ -205,22 +164,22 @@ describe('admin routes with an admin token', () => {
     ['/admin/compact', '{"volume": 2'],
     ['/admin/compact?volume=2', '{"volume": 3}'],
   ])('POST %s with body %s is 400 bad_request and compacts nothing', async (path, body) => {
-    const { app, store } = recorder();
+    const { app, calls } = recorder();
     const res = await app.request(path, {
       method: 'POST',
       headers: AUTH,
       ...(body === undefined ? {} : { body }),
     });
     await expectError(res, 400, 'bad_request');
-    expect(store.calls).toEqual([]);
+    expect(calls).toEqual([]);
   });
 
   it('POST /admin/compact refuses a large body with 413', async () => {
-    const { app, store } = recorder();
+    const { app, calls } = recorder();
     const body = JSON.stringify({ volume: 1, padding: 'x'.repeat(10_000) });
     const res = await app.request('/admin/compact', { method: 'POST', headers: AUTH, body });
     await expectError(res, 413, 'too_large');
-    expect(store.calls).toEqual([]);
+    expect(calls).toEqual([]);
   });
 
   it('answer 501 not_supported when the store has no compact or setVolumeReadOnly', async () => {
@@ -258,7 +217,7 @@ describe('admin routes with an admin token', () => {
   });
 
   it('work under a mount prefix', async () => {
-    const { app, store } = recorder();
+    const { app, calls } = recorder();
     const parent = new Hono().route('/media', app);
     expect((await parent.request('/media/admin/compact', { method: 'POST' })).status).toBe(401);
     const res = await parent.request('/media/admin/compact?volume=7', {
@@ -266,7 +225,7 @@ describe('admin routes with an admin token', () => {
       headers: AUTH,
     });
     expect(res.status).toBe(200);
-    expect(store.calls).toEqual([7]);
+    expect(calls).toEqual([7]);
   });
 
   it('createApp refuses an admin token that no header could carry', () => {

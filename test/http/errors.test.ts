@@ -1,72 +1,21 @@
 import { describe, expect, it, vi } from 'vitest';
 import { createMemoryStore, type MemoryStore } from '../../adapters/memory/memory-store.ts';
 import { createApp } from '../../handlers/index.ts';
-import {
-  type BlobStore,
-  type ByteRange,
-  type FileInfo,
-  type FileRead,
-  type Key,
-  type PutInput,
-  StoreError,
-  type StoreErrorCode,
-  type StoreStatus,
-  type SyncReport,
-} from '../../storage/index.ts';
+import { StoreError, type StoreErrorCode } from '../../storage/index.ts';
+import { DelegatingStore, type StoreMethod } from '../support/delegating-store.ts';
 import { expectError, MAX_BODY } from './helpers.ts';
 
-type Method = keyof BlobStore;
-
-/** The memory store, except that the chosen methods reject with the chosen error. */
-class FaultyStore implements BlobStore {
-  readonly capabilities = {};
-  readonly inner: MemoryStore = createMemoryStore();
-  readonly #faults = new Map<Method, unknown>();
-
-  fail(method: Method, error: unknown): this {
-    this.#faults.set(method, error);
-    return this;
-  }
-
-  async put(input: PutInput): Promise<FileInfo> {
-    this.#check('put');
-    return this.inner.put(input);
-  }
-  async get(key: Key, range?: ByteRange): Promise<FileRead> {
-    this.#check('get');
-    return this.inner.get(key, range);
-  }
-  async head(key: Key): Promise<FileInfo> {
-    this.#check('head');
-    return this.inner.head(key);
-  }
-  async replace(key: Key, input: PutInput): Promise<FileInfo> {
-    this.#check('replace');
-    return this.inner.replace(key, input);
-  }
-  async delete(key: Key): Promise<void> {
-    this.#check('delete');
-    return this.inner.delete(key);
-  }
-  async sync(): Promise<SyncReport> {
-    this.#check('sync');
-    return this.inner.sync();
-  }
-  async status(): Promise<StoreStatus> {
-    this.#check('status');
-    return this.inner.status();
-  }
-  async close(): Promise<void> {
-    return this.inner.close();
-  }
-
-  #check(method: Method): void {
-    if (this.#faults.has(method)) throw this.#faults.get(method);
-  }
+/** The memory store, except that `method` rejects with `error` (the other calls go through). */
+function faultyStore(method: StoreMethod, error: unknown): DelegatingStore<MemoryStore> {
+  return new DelegatingStore(createMemoryStore(), {
+    before: (called) => {
+      if (called === method) throw error;
+    },
+  });
 }
 
-function faulty(method: Method, error: unknown) {
-  const store = new FaultyStore().fail(method, error);
+function faulty(method: StoreMethod, error: unknown) {
+  const store = faultyStore(method, error);
   const onUnexpectedError = vi.fn();
   const app = createApp({ store, maxBody: MAX_BODY, onUnexpectedError });
   return { app, store, onUnexpectedError };
@@ -118,6 +67,26 @@ describe('StoreError codes map to statuses', () => {
     expect(new Uint8Array(await res.arrayBuffer())).toEqual(new Uint8Array([4, 5]));
   });
 
+  it('the calls that do not fail reach the store whole: a wrong cookie is 404, the right one reads', async () => {
+    // A forwarder that dropped the cookie would answer these with the file.
+    const { app, store } = faulty('sync', new StoreError('io_error', 'fsync failed'));
+    const info = await store.inner.put({ body: new Uint8Array([1, 2, 3]) });
+    const hex = (cookie: number) => cookie.toString(16).padStart(8, '0');
+    const wrong = `/file/${info.key},${hex((info.cookie ^ 1) >>> 0)}`;
+    for (const init of [{}, { method: 'PUT', body: 'new' }, { method: 'DELETE' }]) {
+      await expectError(await app.request(wrong, init), 404, 'not_found');
+    }
+    expect((await app.request(wrong, { method: 'HEAD' })).status).toBe(404);
+    expect(await store.inner.head(info.key)).toEqual(info);
+
+    const right = `/file/${info.key},${hex(info.cookie)}`;
+    const part = await app.request(right, { headers: { range: 'bytes=1-1' } });
+    expect(part.status).toBe(206);
+    expect(new Uint8Array(await part.arrayBuffer())).toEqual(new Uint8Array([2]));
+    expect((await app.request(right, { method: 'DELETE' })).status).toBe(200);
+    await expect(store.inner.head(info.key)).rejects.toMatchObject({ code: 'not_found' });
+  });
+
   it('an io_error from sync is a 500', async () => {
     const { app } = faulty('sync', new StoreError('io_error', 'fsync failed'));
     await expectError(await app.request('/sync', { method: 'DELETE' }), 500, 'io_error');
@@ -143,7 +112,7 @@ describe('unexpected errors', () => {
     expect(onUnexpectedError).toHaveBeenCalledWith(boom);
   });
 
-  it.each<[Method, string, RequestInit]>([
+  it.each<[StoreMethod, string, RequestInit]>([
     ['put', '/file', { method: 'POST', body: 'x' }],
     ['get', '/file/1', {}],
     ['head', '/file/1', { method: 'HEAD' }],
@@ -170,7 +139,7 @@ describe('unexpected errors', () => {
   it('go to console.error when no handler is given', async () => {
     const spy = vi.spyOn(console, 'error').mockImplementation(() => {});
     try {
-      const store = new FaultyStore().fail('status', new Error('kaput'));
+      const store = faultyStore('status', new Error('kaput'));
       const app = createApp({ store, maxBody: MAX_BODY });
       await expectError(await app.request('/status'), 500, 'internal');
       expect(spy).toHaveBeenCalledTimes(1);
@@ -181,7 +150,7 @@ describe('unexpected errors', () => {
   });
 
   it('still answer 500 when onUnexpectedError itself throws', async () => {
-    const store = new FaultyStore().fail('status', new Error('kaput'));
+    const store = faultyStore('status', new Error('kaput'));
     const onUnexpectedError = () => {
       throw new Error('the logger is down');
     };
