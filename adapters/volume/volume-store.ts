@@ -418,7 +418,7 @@ export class VolumeStore implements BlobStore {
       const resume = deferred();
       this.#appendsPaused = resume.promise;
       try {
-        return await this.#copyWithoutGarbage(volume, started);
+        return await this.#copyWithoutGarbage(volume, started, true);
       } finally {
         this.#appendsPaused = undefined;
         resume.resolve();
@@ -430,7 +430,7 @@ export class VolumeStore implements BlobStore {
       });
       await this.#rollingOver;
     }
-    return this.#copyWithoutGarbage(volume, started);
+    return this.#copyWithoutGarbage(volume, started, false);
   }
 
   /**
@@ -444,7 +444,11 @@ export class VolumeStore implements BlobStore {
   }
 
   /** The copy and swap of a volume that takes no appends; writes in progress are waited for. */
-  async #copyWithoutGarbage(volume: Volume, started: number): Promise<CompactReport> {
+  async #copyWithoutGarbage(
+    volume: Volume,
+    started: number,
+    inPlace: boolean,
+  ): Promise<CompactReport> {
     await volume.settled();
     const bytesBefore = volume.file.size;
     const map = this.#live.map;
@@ -495,6 +499,7 @@ export class VolumeStore implements BlobStore {
       bytesAfter: copy.file.size,
       reclaimedBytes: bytesBefore - copy.file.size,
       needles: copy.needles,
+      inPlace,
       durationMs: performance.now() - started,
     };
   }

@@ -112,7 +112,9 @@ describe('haystack start: uploads that declare a large length and go away', () =
     const { compacted: reports } = (await compacted.json()) as {
       compacted: Array<{ volume: number; reclaimedBytes: number; bytesAfter: number }>;
     };
-    expect(reports).toMatchObject([{ volume: 1, reclaimedBytes: holes.garbageBytes }]);
+    expect(reports).toMatchObject([
+      { volume: 1, reclaimedBytes: holes.garbageBytes, inPlace: true },
+    ]);
     const after = await status(server.url);
     expect(after).toMatchObject({ garbageBytes: 0, bytes: holes.bytes - holes.garbageBytes });
     // Compacted in place: mostly holes, so no new volume was started for it.

@@ -36,6 +36,7 @@ class CompactRecorder implements BlobStore {
         bytesAfter: 400,
         reclaimedBytes: 600,
         needles: 3,
+        inPlace: false,
         durationMs: 1.5,
       },
     ];
@@ -157,6 +158,7 @@ describe('admin routes with an admin token', () => {
           bytesAfter: 400,
           reclaimedBytes: 600,
           needles: 3,
+          inPlace: false,
           durationMs: 1.5,
         },
       ],

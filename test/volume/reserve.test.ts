@@ -109,7 +109,7 @@ describe('space reserved by uploads that never arrive', () => {
 
     const [report, ...others] = await store.compact();
     expect(others).toEqual([]);
-    expect(report).toMatchObject({ volume: 1, reclaimedBytes: hole });
+    expect(report).toMatchObject({ volume: 1, reclaimedBytes: hole, inPlace: true });
     const status = await store.status();
     expect(status.garbageBytes).toBe(0);
     expect(status.bytes).toBe(SUPERBLOCK + (status.volumes[0]?.liveBytes ?? 0));
