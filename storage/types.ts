@@ -106,5 +106,10 @@ export interface CompactReport {
   reclaimedBytes: number;
   /** Needles copied into the compacted volume. */
   needles: number;
+  /**
+   * The writable volume, compacted where it stands (it was mostly garbage) and still taking
+   * appends, so it grows again; otherwise the volume takes no more appends.
+   */
+  inPlace: boolean;
   durationMs: number;
 }

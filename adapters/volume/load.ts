@@ -41,6 +41,15 @@ export class LiveSet {
     counts.liveBytes += length;
   }
 
+  /**
+   * Bytes of `volume` that no needle holds: a failed upload's void needle, a damaged region, a
+   * gap between index entries (which are only ever voids or damage). Garbage, like a deleted
+   * file: compaction leaves it out.
+   */
+  hole(volume: number, length: number): void {
+    this.countsOf(volume).deadBytes += length;
+  }
+
   retire(key: number): void {
     const location = this.map.get(key);
     if (!location) return;
@@ -89,6 +98,7 @@ export async function loadVolume(
   const read = await readIndex(path, file.nonce, (key, offset, length) => {
     const end = offset + (length === 0 ? TOMBSTONE_LENGTH : length);
     if (offset < covered || end > volumeSize) return false;
+    if (offset > covered) live.hole(file.id, offset - covered);
     covered = end;
     live.apply(file.id, key, offset, length);
     return true;
@@ -115,9 +125,14 @@ export async function loadVolume(
         };
         live.apply(file.id, entry.key, entry.offset, entry.length);
         found.push(entry);
-      } else if (event.type === 'corrupt' || event.type === 'torn') {
+      } else if (event.type === 'void') {
+        live.hole(file.id, event.length);
+      } else {
         if (event.type === 'torn') report.tornBytes = event.length;
-        else report.damaged.push(event);
+        else {
+          report.damaged.push(event);
+          live.hole(file.id, event.length); // a torn tail is cut off below, a damaged region stays
+        }
         // A damaged needle whose header survived still used its key: never hand it out again.
         if (event.key !== undefined && event.key > live.maxKey) live.maxKey = event.key;
       }

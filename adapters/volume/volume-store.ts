@@ -7,6 +7,7 @@ import {
   DEFAULT_CONTENT_TYPE,
   type FileInfo,
   type FileRead,
+  isStoreError,
   type Key,
   MAX_CONTENT_TYPE_LENGTH,
   type PutInput,
@@ -30,6 +31,7 @@ import {
   volumePath,
 } from './data-dir.ts';
 import { syncDirectory } from './fs-util.ts';
+import { deferred } from './group-commit.ts';
 import { type IndexEntry, IndexWriter, MAX_VOLUME_BYTES } from './index-file.ts';
 import { LiveSet, loadVolume } from './load.ts';
 import { type DirectoryLock, lockDirectory } from './lock.ts';
@@ -74,6 +76,15 @@ export interface VolumeStoreOptions {
    * and replaced files), from 0 (exclusive) to 1. Default: never on its own (see `compact`).
    */
   compactAt?: number;
+  /**
+   * The most volume space that uploads still arriving may hold at once. An upload of declared
+   * length over 1 MiB streams straight into space reserved for it in the writable volume, and a
+   * client that goes away leaves that space behind as a hole. Past this many bytes in flight, or
+   * when it does not fit in the writable volume, an upload is spooled to disk first and copied
+   * in once complete: it costs what the client really sent, never what it declared. Default: a
+   * quarter of `volumeSize`; 0 spools every such upload.
+   */
+  maxStreamingBytes?: number;
   /** Where start-up findings and automatic compactions go. */
   log?: (line: string) => void;
 }
@@ -84,6 +95,12 @@ export const DEFAULT_VOLUME_SIZE = 4 * 1024 ** 3;
 const WHOLE_READ = 4 * 1024 * 1024;
 /** Needles up to this size are read on the event loop's thread (see VolumeFile.readNow). */
 const SYNC_READ_MAX = 256 * 1024;
+/**
+ * A writable volume that would have to make way for a new one while this share of it or more is
+ * holes and deleted files (or uploads still arriving, which may yet fail) is compacted in place
+ * instead: so volumes are only started for data that was really stored.
+ */
+const COMPACT_IN_PLACE_SHARE = 0.5;
 /** Large uploads are written in pieces of about this size. */
 const WRITE_CHUNK = 1024 * 1024;
 
@@ -94,6 +111,7 @@ export class VolumeStore implements BlobStore {
   readonly #dir: string;
   readonly #fsync: FsyncMode;
   readonly #volumeSize: number;
+  readonly #maxStreamingBytes: number;
   readonly #readOnly: boolean;
   readonly #lock: DirectoryLock;
   readonly #live: LiveSet;
@@ -102,6 +120,13 @@ export class VolumeStore implements BlobStore {
   #writable: Volume;
   /** A new writable volume being created because the current one is full. */
   #rollingOver: Promise<void> | undefined;
+  /** The full writable volume being compacted in place rather than rolled over. */
+  #reclaiming: Promise<void> | undefined;
+  /** Set while the writable volume is compacted in place: appends wait for it. */
+  #appendsPaused: Promise<void> | undefined;
+  /** Slots that uploads still arriving from clients stream into, and their volumes. */
+  readonly #streaming = new Map<Slot, Volume>();
+  #streamingBytes = 0;
   #compacting: Promise<unknown> = Promise.resolve();
   #nextKey: number;
   #closing: Promise<void> | undefined;
@@ -111,10 +136,14 @@ export class VolumeStore implements BlobStore {
   /** Writes that retire a key (delete, replace) run one at a time per key. */
   readonly #keyQueues = new Map<Key, Promise<unknown>>();
   readonly #autoCompactor: AutoCompactor | undefined;
+  readonly #log: (line: string) => void;
 
   private constructor(
     options: Required<
-      Pick<VolumeStoreOptions, 'dir' | 'fsync' | 'volumeSize' | 'readOnly' | 'log'>
+      Pick<
+        VolumeStoreOptions,
+        'dir' | 'fsync' | 'volumeSize' | 'maxStreamingBytes' | 'readOnly' | 'log'
+      >
     > &
       Pick<VolumeStoreOptions, 'compactAt'>,
     lock: DirectoryLock,
@@ -125,12 +154,14 @@ export class VolumeStore implements BlobStore {
     this.#dir = options.dir;
     this.#fsync = options.fsync;
     this.#volumeSize = options.volumeSize;
+    this.#maxStreamingBytes = options.maxStreamingBytes;
     this.#readOnly = options.readOnly;
     this.#lock = lock;
     this.#live = live;
     this.#volumes = volumes;
     this.#writable = writable;
     this.#nextKey = live.maxKey + 1;
+    this.#log = options.log;
     this.#autoCompactor =
       options.compactAt === undefined
         ? undefined
@@ -146,12 +177,16 @@ export class VolumeStore implements BlobStore {
       dir,
       fsync = 'always',
       volumeSize = DEFAULT_VOLUME_SIZE,
+      maxStreamingBytes = Math.floor(volumeSize / 4),
       readOnly = false,
       compactAt,
       log = () => {},
     } = options;
     if (!Number.isSafeInteger(volumeSize) || volumeSize < 1024 || volumeSize > MAX_VOLUME_BYTES) {
       throw new RangeError(`volumeSize must be from 1024 to ${MAX_VOLUME_BYTES} bytes`);
+    }
+    if (!Number.isSafeInteger(maxStreamingBytes) || maxStreamingBytes < 0) {
+      throw new RangeError(`maxStreamingBytes must be a byte count, got ${maxStreamingBytes}`);
     }
     if (compactAt !== undefined && !(compactAt > 0 && compactAt <= 1)) {
       throw new RangeError(`compactAt must be above 0 and at most 1, got ${compactAt}`);
@@ -201,13 +236,24 @@ export class VolumeStore implements BlobStore {
       throw err;
     }
     const writable = volumes.get(Math.max(...volumes.keys())) as Volume;
-    return new VolumeStore(
-      { dir, fsync, volumeSize, readOnly, log, ...(compactAt === undefined ? {} : { compactAt }) },
+    const store = new VolumeStore(
+      {
+        dir,
+        fsync,
+        volumeSize,
+        maxStreamingBytes,
+        readOnly,
+        log,
+        ...(compactAt === undefined ? {} : { compactAt }),
+      },
       lock,
       live,
       volumes,
       writable,
     );
+    // Garbage found at start-up (holes of failed uploads included) counts like new garbage.
+    store.#autoCompactor?.poke();
+    return store;
   }
 
   put(input: PutInput): Promise<FileInfo> {
@@ -280,7 +326,7 @@ export class VolumeStore implements BlobStore {
           liveNeedles,
           deletedNeedles,
           liveBytes,
-          // Deleted and replaced files only: tombstones stay, as they may retire keys elsewhere.
+          // Deleted and replaced files and holes; not tombstones, which may retire keys elsewhere.
           garbageBytes: deadBytes,
           garbageRatio: garbageRatio(volume),
           readOnly: this.#sealed(volume),
@@ -344,8 +390,10 @@ export class VolumeStore implements BlobStore {
   }
 
   /**
-   * Rewrites volumes without their dead needles, one at a time, while reads and writes go on.
-   * The writable volume is first closed to appends (a new one takes them). The copy is synced
+   * Rewrites volumes without their dead needles and holes, one at a time, while reads and writes
+   * go on. The writable volume is first closed to appends (a new one takes them), unless it is
+   * mostly garbage: then it is compacted in place, appends waiting for the copy, which is short
+   * (at most half the volume). The copy is synced
    * under a temp name and renamed over the volume; a crash before the rename leaves the old
    * volume (the temp files are removed at start-up), after it the new one (its old index no
    * longer matches and is rebuilt by scanning).
@@ -369,12 +417,41 @@ export class VolumeStore implements BlobStore {
 
   async #compactVolume(volume: Volume): Promise<CompactReport> {
     const started = performance.now();
+    if (volume === this.#writable && this.#mostlyGarbage(volume)) {
+      const resume = deferred();
+      this.#appendsPaused = resume.promise;
+      try {
+        return await this.#copyWithoutGarbage(volume, started, true);
+      } finally {
+        this.#appendsPaused = undefined;
+        resume.resolve();
+      }
+    }
     if (volume === this.#writable) {
       this.#rollingOver ??= this.#rollOver().finally(() => {
         this.#rollingOver = undefined;
       });
       await this.#rollingOver;
     }
+    return this.#copyWithoutGarbage(volume, started, false);
+  }
+
+  /**
+   * Holes, deleted files, and uploads still streaming in (which may yet fail and leave holes)
+   * make up at least COMPACT_IN_PLACE_SHARE of the volume.
+   */
+  #mostlyGarbage(volume: Volume): boolean {
+    let pending = 0;
+    for (const [slot, holder] of this.#streaming) if (holder === volume) pending += slot.length;
+    return volume.counts.deadBytes + pending >= COMPACT_IN_PLACE_SHARE * volume.tail;
+  }
+
+  /** The copy and swap of a volume that takes no appends; writes in progress are waited for. */
+  async #copyWithoutGarbage(
+    volume: Volume,
+    started: number,
+    inPlace: boolean,
+  ): Promise<CompactReport> {
     await volume.settled();
     const bytesBefore = volume.file.size;
     const map = this.#live.map;
@@ -425,6 +502,7 @@ export class VolumeStore implements BlobStore {
       bytesAfter: copy.file.size,
       reclaimedBytes: bytesBefore - copy.file.size,
       needles: copy.needles,
+      inPlace,
       durationMs: performance.now() - started,
     };
   }
@@ -459,27 +537,31 @@ export class VolumeStore implements BlobStore {
       );
     }
     const { body, length } = input;
-    if (
-      length !== undefined &&
-      length > GATHER_MAX &&
-      body !== null &&
-      !(body instanceof Uint8Array)
-    ) {
-      if (length > (input.limit ?? Number.POSITIVE_INFINITY)) throw tooLarge(input.limit ?? 0);
-      return this.#streamFile(body, length, contentType, retire);
-    }
+    const limit = input.limit ?? Number.POSITIVE_INFINITY;
     let data: Uint8Array;
-    if (length === undefined && body !== null && !(body instanceof Uint8Array)) {
-      const spooled = await spoolBody(
-        body,
-        input.limit ?? Number.POSITIVE_INFINITY,
-        this.#dir,
-      ).catch((err: unknown) => {
+    const streamed = body !== null && !(body instanceof Uint8Array);
+    if (streamed && (length === undefined || length > GATHER_MAX)) {
+      if (length !== undefined) {
+        if (length > limit) throw tooLarge(input.limit ?? 0);
+        const reserved = this.#reserveStreaming(needleLength(contentTypeLength, length), retire);
+        if (reserved) return this.#streamFile(body, length, contentType, retire, reserved);
+      }
+      // Of unknown length, or no room for one more upload in flight: the bytes the client really
+      // sends go to memory or a spool file first, and into the volume once they are all in.
+      const spooled = await spoolBody(body, length ?? limit, this.#dir).catch((err: unknown) => {
+        if (length !== undefined && isStoreError(err, 'too_large')) {
+          throw lengthMismatch(length, length + 1);
+        }
         throw diskError(err);
       });
+      const size = spooled.kind === 'file' ? spooled.size : spooled.data.byteLength;
+      if (length !== undefined && size !== length) {
+        if (spooled.kind === 'file') await spooled.remove();
+        throw lengthMismatch(length, size);
+      }
       if (spooled.kind === 'file') {
         try {
-          return await this.#streamFile(spooled.body, spooled.size, contentType, retire);
+          return await this.#streamFile(spooled.body, size, contentType, retire, undefined);
         } finally {
           await spooled.remove();
         }
@@ -516,12 +598,30 @@ export class VolumeStore implements BlobStore {
     size: number,
     contentType: string,
     retire: Key | undefined,
+    reserved: { volume: Volume; slot: Slot } | undefined,
   ): Promise<FileInfo> {
     const contentTypeLength = Buffer.byteLength(contentType, 'latin1');
     const length = needleLength(contentTypeLength, size);
-    const { volume, slot } = await this.#reserve(
-      length + (retire === undefined ? 0 : TOMBSTONE_LENGTH),
-    );
+    // Without space reserved by the caller, the body is on this machine: it cannot stall.
+    const { volume, slot } = reserved ?? (await this.#reserve(slotLength(length, retire)));
+    try {
+      return await this.#streamInto(volume, slot, body, size, contentType, retire);
+    } finally {
+      if (this.#streaming.delete(slot)) this.#streamingBytes -= slot.length;
+    }
+  }
+
+  /** Writes the body into its slot, checksummed on the way; any failure abandons the slot. */
+  async #streamInto(
+    volume: Volume,
+    slot: Slot,
+    body: ReadableStream<Uint8Array>,
+    size: number,
+    contentType: string,
+    retire: Key | undefined,
+  ): Promise<FileInfo> {
+    const contentTypeLength = Buffer.byteLength(contentType, 'latin1');
+    const length = needleLength(contentTypeLength, size);
     const key = this.#nextKey++;
     const cookie = randomCookie();
     try {
@@ -551,7 +651,7 @@ export class VolumeStore implements BlobStore {
       await this.#writeTo(volume, pending, position);
       await this.#durable(volume);
     } catch (err) {
-      await volume.abandon(slot);
+      await this.#abandon(volume, slot);
       throw err;
     }
     this.#publish(volume, slot, entriesFor(key, slot.offset, length, retire));
@@ -572,30 +672,99 @@ export class VolumeStore implements BlobStore {
       });
       await this.#durable(volume);
     } catch (err) {
-      await volume.abandon(slot);
+      await this.#abandon(volume, slot);
       throw err;
     }
     this.#publish(volume, slot, entries(slot.offset));
     return { volume, offset: slot.offset };
   }
 
-  /** Space for `length` bytes in the writable volume, starting a new volume when it is full. */
+  /** A write failed: its space is given back, or stays behind as a hole counted as garbage. */
+  async #abandon(volume: Volume, slot: Slot): Promise<void> {
+    if (!(await volume.abandon(slot))) return;
+    this.#live.hole(volume.id, slot.length);
+    this.#autoCompactor?.poke();
+  }
+
+  /**
+   * Space for an upload still arriving from a client, or undefined if it must be spooled first:
+   * the uploads in flight would hold more than `maxStreamingBytes`, or it does not fit in the
+   * writable volume as it is. So a client that never sends its body holds a bounded share of
+   * one volume, and never makes the store start a new one.
+   */
+  #reserveStreaming(
+    needleBytes: number,
+    retire: Key | undefined,
+  ): { volume: Volume; slot: Slot } | undefined {
+    const length = slotLength(needleBytes, retire);
+    const volume = this.#writable;
+    if (this.#appendsPaused || this.#rollingOver || this.#reclaiming || volume.readOnly) {
+      return undefined;
+    }
+    if (this.#streamingBytes + length > this.#maxStreamingBytes) return undefined;
+    if (volume.tail + length > this.#volumeSize) return undefined;
+    const slot = volume.reserve(length);
+    this.#streaming.set(slot, volume);
+    this.#streamingBytes += length;
+    return { volume, slot };
+  }
+
+  /**
+   * Space for `length` bytes in the writable volume. When it is full, a new volume is started,
+   * unless the full one is mostly garbage: then it is compacted in place first.
+   */
   async #reserve(length: number): Promise<{ volume: Volume; slot: Slot }> {
     if (length > MAX_VOLUME_BYTES - SUPERBLOCK_SIZE) {
       throw new StoreError('too_large', `a file this large does not fit in a volume`);
     }
+    let reclaimed = false;
     for (;;) {
+      if (this.#appendsPaused) {
+        await this.#appendsPaused;
+        continue;
+      }
       const volume = this.#writable;
       // An empty volume takes any needle, so a file larger than the volume size still fits.
       const fits = volume.tail === SUPERBLOCK_SIZE || volume.tail + length <= this.#volumeSize;
       if (fits && !volume.readOnly) {
         return { volume, slot: volume.reserve(length) };
       }
+      if (!reclaimed && !volume.readOnly && this.#mostlyGarbage(volume)) {
+        reclaimed = true;
+        await this.#reclaimInPlace(volume);
+        continue;
+      }
       this.#rollingOver ??= this.#rollOver().finally(() => {
         this.#rollingOver = undefined;
       });
       await this.#rollingOver;
     }
+  }
+
+  /**
+   * Compacts the full writable volume in place, once for every write waiting on it. If that
+   * fails (a full disk, say), they go on to a new volume.
+   */
+  #reclaimInPlace(volume: Volume): Promise<void> {
+    this.#reclaiming ??= this.compact(volume.id)
+      .then(
+        (reports) => {
+          for (const { reclaimedBytes, bytesAfter } of reports) {
+            this.#log(
+              `volume ${volume.id}: full but mostly garbage, compacted in place (${reclaimedBytes} bytes reclaimed, ${bytesAfter} kept) instead of starting a new volume`,
+            );
+          }
+        },
+        (err: unknown) => {
+          if (isStoreError(err, 'closed')) return;
+          const reason = err instanceof Error ? err.message : String(err);
+          this.#log(`volume ${volume.id}: compaction in place failed (${reason}), rolling over`);
+        },
+      )
+      .finally(() => {
+        this.#reclaiming = undefined;
+      });
+    return this.#reclaiming;
   }
 
   async #rollOver(): Promise<void> {
@@ -765,6 +934,11 @@ export function openVolumeStore(options: VolumeStoreOptions): Promise<VolumeStor
   return VolumeStore.open(options);
 }
 
+/** A file needle's slot, with room for the tombstone of the key it replaces. */
+function slotLength(needleBytes: number, retire: Key | undefined): number {
+  return needleBytes + (retire === undefined ? 0 : TOMBSTONE_LENGTH);
+}
+
 function entriesFor(
   key: Key,
   offset: number,
@@ -848,9 +1022,10 @@ async function* readChunks(body: ReadableStream<Uint8Array>): AsyncGenerator<Uin
 }
 
 function lengthMismatch(declared: number, received: number): StoreError {
+  const has = received > declared ? `more than ${declared}` : `${received}`;
   return new StoreError(
     'bad_request',
-    `the body has ${received > declared ? 'more than ' : ''}${received} bytes, but Content-Length said ${declared}`,
+    `the body has ${has} bytes, but Content-Length said ${declared}`,
   );
 }
 

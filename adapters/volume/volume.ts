@@ -35,7 +35,10 @@ export interface VolumeCounts {
   liveNeedles: number;
   liveBytes: number;
   deletedNeedles: number;
-  /** Bytes of this volume's file needles deleted or replaced since: what compaction reclaims. */
+  /**
+   * What compaction reclaims: bytes of this volume's file needles deleted or replaced since, and
+   * space no needle holds (uploads that failed after reserving it, damaged regions).
+   */
   deadBytes: number;
 }
 
@@ -156,15 +159,18 @@ export class Volume {
   /**
    * The slot's write failed. The last slot gives its space back; an earlier one is marked as a
    * void needle so that scans step over it (if even that write fails, scans resync past it).
+   * Resolves true when the space stays behind as a hole: garbage, until compaction.
    */
-  async abandon(slot: Slot): Promise<void> {
+  async abandon(slot: Slot): Promise<boolean> {
     slot.entries = null;
-    if (this.#tail === slot.offset + slot.length) {
+    const givenBack = this.#tail === slot.offset + slot.length;
+    if (givenBack) {
       this.#tail = slot.offset;
     } else {
       await this.file.write([voidHeader(slot.length)], slot.offset).catch(() => {});
     }
     this.#drain();
+    return !givenBack;
   }
 
   #drain(): void {

@@ -29,6 +29,7 @@ function recorder(withToken = true) {
             bytesAfter: 400,
             reclaimedBytes: 600,
             needles: 3,
+            inPlace: false,
             durationMs: 1.5,
           },
         ];
@@ -123,6 +124,7 @@ describe('admin routes with an admin token', () => {
           bytesAfter: 400,
           reclaimedBytes: 600,
           needles: 3,
+          inPlace: false,
           durationMs: 1.5,
         },
       ],
