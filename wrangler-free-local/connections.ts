@@ -1,24 +1,24 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 
+/** Produces the answer to one request (the app, behind the runner's own checks). */
+export type Answer = (req: IncomingMessage, res: ServerResponse) => void;
+
 /**
  * The open connections of an HTTP server and, for each, its unfinished responses: the one being
- * sent and those queued behind it by pipelining.
+ * answered and those pipelined behind it.
  *
- * Everything about a connection is forgotten when its socket closes. Node emits 'close' for the
- * response being sent on a dead socket, but never for the ones queued behind it: whoever keeps
- * them until their 'close' keeps them (and the bodies they buffered) for good.
+ * A connection's requests are answered one at a time, in order: the answers have to go out in
+ * that order anyway, and Node parses every request of a packet before any is answered, so
+ * answering them all at once would make the server read and keep every file a client asks for,
+ * whether or not it ever reads them. The answer being made is always the one Node is sending
+ * on the socket, which Node closes with it; the ones waiting hold no body. Everything about a
+ * connection is forgotten when its socket closes (Node never emits 'close' for the responses
+ * queued behind the current one on a dead socket).
  */
 export interface ConnectionTable {
-  /** Every open connection, with its unfinished responses, oldest first. */
+  /** Every open connection, with its unfinished responses, oldest (the one being made) first. */
   readonly open: ReadonlyMap<Socket, { readonly responses: readonly ServerResponse[] }>;
-  /**
-   * Counts a new request's response on its connection, or closes the connection and answers
-   * false when `maxPipeline` of its responses are unfinished already; the request must then not
-   * reach the app. Nothing else bounds what one client may have queued: Node parses every
-   * request of a packet before any is answered.
-   */
-  admit(req: IncomingMessage, res: ServerResponse): boolean;
   /** Calls `then` once `socket` has no unfinished response, or is closed. */
   whenIdle(socket: Socket, then: () => void): void;
   /** Called whenever a response finishes or a connection closes. */
@@ -30,23 +30,19 @@ interface Connection {
   idleWaiters: (() => void)[] | undefined;
 }
 
-/** Follows `server`'s connections; call before it listens. */
-export function watchConnections(server: Server, maxPipeline: number): ConnectionTable {
+/**
+ * Follows `server`'s connections and hands their requests to `answer`, one at a time per
+ * connection. A request that arrives while `maxPipeline` responses on its connection are
+ * unfinished closes the connection. Call before the server listens.
+ */
+export function watchConnections(
+  server: Server,
+  { maxPipeline, answer }: { maxPipeline: number; answer: Answer },
+): ConnectionTable {
   const connections = new Map<Socket, Connection>();
 
   const table: ConnectionTable = {
     open: connections,
-    admit(req, res) {
-      const connection = connections.get(req.socket);
-      if (!connection) return false; // its socket closed already
-      if (connection.responses.length >= maxPipeline) {
-        req.socket.destroy();
-        return false;
-      }
-      connection.responses.push(res);
-      res.on('close', onResponseClose);
-      return true;
-    },
     whenIdle(socket, then) {
       const connection = connections.get(socket);
       if (!connection || connection.responses.length === 0) return then();
@@ -64,13 +60,16 @@ export function watchConnections(server: Server, maxPipeline: number): Connectio
 
   // One listener for every response, not a closure per request: the read path is hot.
   function onResponseClose(this: ServerResponse) {
-    const connection = connections.get(this.req.socket);
+    const socket = this.req.socket;
+    const connection = connections.get(socket);
     if (connection) {
       const { responses } = connection;
-      // Answers finish in order: this is nearly always the first.
+      // Only the first was being answered, so only it can have finished.
       const index = responses.indexOf(this);
       if (index >= 0) responses.splice(index, 1);
-      if (responses.length === 0) wakeIdle(connection);
+      const next = responses[0];
+      if (next === undefined) wakeIdle(connection);
+      else if (index === 0 && !socket.destroyed) answer(next.req, next);
     }
     table.onChange?.();
   }
@@ -80,23 +79,23 @@ export function watchConnections(server: Server, maxPipeline: number): Connectio
     connections.set(socket, connection);
     socket.once('close', () => {
       connections.delete(socket);
-      for (const res of connection.responses) abandonQueued(res);
       wakeIdle(connection);
       table.onChange?.();
     });
   });
 
-  return table;
-}
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const connection = connections.get(req.socket);
+    if (!connection) return; // its socket closed already: nobody to answer
+    const { responses } = connection;
+    if (responses.length >= maxPipeline) {
+      req.socket.destroy();
+      return;
+    }
+    responses.push(res);
+    res.on('close', onResponseClose);
+    if (responses.length === 1) answer(req, res);
+  });
 
-/**
- * A response still queued behind another when its connection died. Node never ends it: emit its
- * 'close' as Node does for the one it was sending, so that whatever feeds it stops (a streamed
- * file body is cancelled and lets go of its volume, which compaction may have replaced).
- */
-function abandonQueued(res: ServerResponse): void {
-  // Attached: Node closes it. Ended: it holds only buffers, which go with it.
-  if (res.socket || res.writableEnded || res.destroyed) return;
-  res.destroy();
-  res.emit('close');
+  return table;
 }

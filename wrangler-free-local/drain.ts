@@ -20,28 +20,24 @@ export interface RequestTracker {
   /** Whether a stop has begun: new responses must then say `Connection: close`. */
   readonly draining: boolean;
   /**
-   * Stops accepting connections, lets requests in flight finish (answering them with
+   * Stops `server` accepting connections, lets requests in flight finish (answering them with
    * `Connection: close`), closes idle keep-alive connections, and after `graceMs` closes what is
    * left. Resolves once no connection is open and no handler runs.
    */
-  drain(graceMs?: number): Promise<DrainResult>;
+  drain(server: Server, connections: ConnectionTable, graceMs?: number): Promise<DrainResult>;
 }
 
 /**
  * Tracks what a graceful stop has to wait for: unfinished HTTP responses (including bodies still
- * streaming out), from `connections`, and handler promises (which may outlive their connection,
- * for example a write waiting for its fsync after the client went away).
+ * streaming out), from the connection table, and handler promises (which may outlive their
+ * connection, for example a write waiting for its fsync after the client went away).
  */
-export function requestTracker(server: Server, connections: ConnectionTable): RequestTracker {
+export function requestTracker(): RequestTracker {
   let handlers = 0;
   let draining = false;
   let wake: (() => void) | undefined;
+  let unfinished = () => 0;
 
-  const unfinished = () => {
-    let count = 0;
-    for (const { responses } of connections.open.values()) count += responses.length;
-    return count;
-  };
   const settled = () => {
     if (wake && handlers === 0 && unfinished() === 0) wake();
   };
@@ -67,8 +63,13 @@ export function requestTracker(server: Server, connections: ConnectionTable): Re
       return draining;
     },
 
-    async drain(graceMs = DRAIN_GRACE_MS) {
+    async drain(server, connections, graceMs = DRAIN_GRACE_MS) {
       draining = true;
+      unfinished = () => {
+        let count = 0;
+        for (const { responses } of connections.open.values()) count += responses.length;
+        return count;
+      };
       connections.onChange = () => {
         // The connection a response used may be idle now; without this a keep-alive client
         // would hold the stop until its socket times out.

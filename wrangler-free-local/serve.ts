@@ -64,16 +64,17 @@ export async function startServer(
   // here puts the connection checks before the app, and lets a listen error (port in use)
   // reject cleanly rather than be thrown as an 'error' event.
   const server = createServer(serverOptions(limits));
-  const connections = watchConnections(server, limits.maxPipeline);
-  const tracker = requestTracker(server, connections);
   // The Host an HTTP/1.0 request without one is taken to have named.
   const defaultHost = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const tracker = requestTracker();
   const serveApp = getRequestListener(tracker.wrap(app.fetch), { hostname: defaultHost });
-  server.on('request', (req, res) => {
-    if (!connections.admit(req, res)) return;
-    if (tracker.draining) res.setHeader('connection', 'close');
-    if (lacksRequiredHost(req)) return answerMissingHost(res);
-    void serveApp(req, res);
+  const connections = watchConnections(server, {
+    maxPipeline: limits.maxPipeline,
+    answer(req, res) {
+      if (tracker.draining) res.setHeader('connection', 'close');
+      if (lacksRequiredHost(req)) return answerMissingHost(res);
+      void serveApp(req, res);
+    },
   });
   applyConnectionLimits(server, limits, connections);
   answerClientErrors(server, connections, limits.idleTimeoutMs);
@@ -99,7 +100,7 @@ export async function startServer(
     url: `http://${defaultHost}:${port}`,
     dataDir,
     async stop(graceMs) {
-      const result = await tracker.drain(graceMs);
+      const result = await tracker.drain(server, connections, graceMs);
       await store.close();
       return result;
     },
