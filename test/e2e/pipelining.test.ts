@@ -16,10 +16,11 @@ const SOCKETS = 3;
 const REQUESTS = 60;
 /**
  * What the attack may leave behind, above the RSS before it. Everything it asks for is
- * ROUNDS * SOCKETS * REQUESTS * 3 MiB (2160 MiB); the default pipelining depth (16) lets at most
- * SOCKETS * 16 * 3 MiB (144 MiB) be read at once, and that is garbage once the sockets close.
+ * ROUNDS * SOCKETS * REQUESTS * 3 MiB (2160 MiB); a connection's requests are answered one at a
+ * time, and the 17th unanswered one (default --max-pipeline 16) closes it, so at most SOCKETS
+ * answers (9 MiB) are in memory at once, garbage once the sockets close.
  */
-const RSS_GROWTH_BOUND = 400 * MiB;
+const RSS_GROWTH_BOUND = 256 * MiB;
 
 const mib = (bytes: number) => `${(bytes / MiB).toFixed(0)} MiB`;
 
