@@ -17,6 +17,10 @@ export const defaults = {
   maxBody: 64 * MiB,
   fsync: 'always',
   volumeSize: 4 * 1024 * MiB,
+  maxConnections: 1024,
+  maxPipeline: 16,
+  headersTimeout: '20s',
+  idleTimeout: '60s',
 } as const;
 
 /** Where each option can come from. The keys are the `Config` fields. */
@@ -32,6 +36,10 @@ export const optionSources = {
   readOnly: { flag: '--read-only', env: 'HAYSTACK_READ_ONLY' },
   inlineActive: { flag: '--inline-active', env: 'HAYSTACK_INLINE_ACTIVE' },
   adminToken: { flag: '--admin-token', env: 'HAYSTACK_ADMIN_TOKEN' },
+  maxConnections: { flag: '--max-connections', env: 'HAYSTACK_MAX_CONNECTIONS' },
+  maxPipeline: { flag: '--max-pipeline', env: 'HAYSTACK_MAX_PIPELINE' },
+  headersTimeout: { flag: '--headers-timeout', env: 'HAYSTACK_HEADERS_TIMEOUT' },
+  idleTimeout: { flag: '--idle-timeout', env: 'HAYSTACK_IDLE_TIMEOUT' },
 } as const;
 
 type OptionName = keyof typeof optionSources;
@@ -45,6 +53,16 @@ export function parseSize(text: string): number {
   if (!match) return Number.NaN;
   const [, digits = '', unit = ''] = match;
   return Number(digits) * (UNIT[unit.toUpperCase()] ?? 1);
+}
+
+const DURATION = /^([0-9]{1,7}(?:\.[0-9]{1,3})?)(ms|s)?$/;
+
+/** `20`, `20s`, `1.5s`, `500ms`: a duration in milliseconds; a bare number is seconds. */
+export function parseDuration(text: string): number {
+  const match = DURATION.exec(text);
+  if (!match) return Number.NaN;
+  const [, amount = '', unit = 's'] = match;
+  return Math.round(Number(amount) * (unit === 'ms' ? 1 : 1000));
 }
 
 const got = (issue: { input: unknown }) => `got ${JSON.stringify(issue.input)}`;
@@ -72,6 +90,25 @@ const byteCount = v.pipe(
       `must be a byte count, optionally with a K, M or G suffix (KiB, MiB, GiB), ${got(issue)}`,
   ),
   v.transform(parseSize),
+);
+
+/** A whole number from `min` to `max`. */
+const count = (min: number, max: number) =>
+  v.pipe(
+    v.string(),
+    v.regex(/^[0-9]{1,7}$/, (issue) => `must be an integer from ${min} to ${max}, ${got(issue)}`),
+    v.transform(Number),
+    v.minValue(min, (issue) => `must be an integer from ${min} to ${max}, ${got(issue)}`),
+    v.maxValue(max, (issue) => `must be an integer from ${min} to ${max}, ${got(issue)}`),
+  );
+
+/** `20s`, `500ms`, `1.5` (seconds), in milliseconds; from 100 ms to a day. */
+const duration = v.pipe(
+  v.string(),
+  v.regex(DURATION, (issue) => `must be a duration such as 20s or 500ms, ${got(issue)}`),
+  v.transform(parseDuration),
+  v.minValue(100, (issue) => `must be at least 100ms, ${got(issue)}`),
+  v.maxValue(86_400_000, (issue) => `must be at most a day, ${got(issue)}`),
 );
 
 export const configSchema = v.object({
@@ -128,6 +165,10 @@ export const configSchema = v.object({
   adminToken: v.optional(
     v.pipe(v.string(), v.regex(BEARER_TOKEN, ADMIN_TOKEN_RULE), v.minLength(16, ADMIN_TOKEN_RULE)),
   ),
+  maxConnections: v.optional(count(1, 1_000_000), String(defaults.maxConnections)),
+  maxPipeline: v.optional(count(1, 10_000), String(defaults.maxPipeline)),
+  headersTimeout: v.optional(duration, defaults.headersTimeout),
+  idleTimeout: v.optional(duration, defaults.idleTimeout),
 });
 
 export type Config = v.InferOutput<typeof configSchema>;
@@ -182,6 +223,10 @@ export function parseCommandLine(
     readOnly: values['read-only'] ? 'true' : undefined,
     inlineActive: values['inline-active'] ? 'true' : undefined,
     adminToken: values['admin-token'],
+    maxConnections: values['max-connections'],
+    maxPipeline: values['max-pipeline'],
+    headersTimeout: values['headers-timeout'],
+    idleTimeout: values['idle-timeout'],
   };
   const input: Partial<Record<OptionName, string>> = {};
   const from: Partial<Record<OptionName, string>> = {};
@@ -229,6 +274,10 @@ function tokenize(argv: readonly string[]) {
       'read-only': { type: 'boolean' },
       'inline-active': { type: 'boolean' },
       'admin-token': { type: 'string' },
+      'max-connections': { type: 'string' },
+      'max-pipeline': { type: 'string' },
+      'headers-timeout': { type: 'string' },
+      'idle-timeout': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });

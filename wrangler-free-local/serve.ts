@@ -1,10 +1,17 @@
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { createAdaptorServer } from '@hono/node-server';
+import { getRequestListener } from '@hono/node-server';
 import { openVolumeStore } from '../adapters/volume/index.ts';
 import { createApp } from '../handlers/index.ts';
+import { answerClientErrors, answerMissingHost, lacksRequiredHost } from './client-errors.ts';
 import type { Config } from './config.ts';
+import {
+  applyConnectionLimits,
+  type ConnectionLimits,
+  serverOptions,
+} from './connection-limits.ts';
+import { watchConnections } from './connections.ts';
 import { type DrainResult, requestTracker } from './drain.ts';
 import { describeError, UserError } from './errors.ts';
 
@@ -48,11 +55,30 @@ export async function startServer(
       log(`error while answering a request: ${describeError(err)}`),
   });
 
+  const limits: ConnectionLimits = {
+    maxConnections: config.maxConnections,
+    maxPipeline: config.maxPipeline,
+    headersTimeoutMs: config.headersTimeout,
+    idleTimeoutMs: config.idleTimeout,
+  };
+  // @hono/node-server's `serve` is createServer + its request listener + listen; composing them
+  // here puts the connection checks before the app, and lets a listen error (port in use)
+  // reject cleanly rather than be thrown as an 'error' event.
+  const server = createServer(serverOptions(limits));
+  // The Host an HTTP/1.0 request without one is taken to have named.
+  const defaultHost = config.host.includes(':') ? `[${config.host}]` : config.host;
   const tracker = requestTracker();
-  // @hono/node-server's `serve` is createAdaptorServer + listen; listening here instead lets a
-  // listen error (port in use) reject cleanly rather than be thrown as an 'error' event.
-  const server = createAdaptorServer({ fetch: tracker.wrap(app.fetch) }) as Server;
-  tracker.watch(server);
+  const serveApp = getRequestListener(tracker.wrap(app.fetch), { hostname: defaultHost });
+  const connections = watchConnections(server, {
+    maxPipeline: limits.maxPipeline,
+    answer(req, res) {
+      if (tracker.draining) res.setHeader('connection', 'close');
+      if (lacksRequiredHost(req)) return answerMissingHost(res);
+      void serveApp(req, res);
+    },
+  });
+  applyConnectionLimits(server, limits, connections);
+  answerClientErrors(server, connections, limits.idleTimeoutMs);
 
   try {
     await listen(server, config.port, config.host);
@@ -72,12 +98,11 @@ export async function startServer(
   if (modes.length > 0) log(modes.join('; '));
 
   const { port } = server.address() as AddressInfo;
-  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   return {
-    url: `http://${host}:${port}`,
+    url: `http://${defaultHost}:${port}`,
     dataDir,
     async stop(graceMs) {
-      const result = await tracker.drain(graceMs);
+      const result = await tracker.drain(server, connections, graceMs);
       await store.close();
       return result;
     },

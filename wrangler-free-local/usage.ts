@@ -1,3 +1,4 @@
+import { defaults } from './config.ts';
 import { DRAIN_GRACE_MS } from './drain.ts';
 
 export const usage = `Usage: haystack <command> [options]
@@ -57,6 +58,20 @@ Options (each also from the environment; a flag wins over its variable):
                     (openssl rand -hex 24 makes one). Prefer the variable:
                     flags show in ps to every user of the machine.
                     Default: off (no /admin routes at all)
+  --max-connections N  Open connections at most; past it a new   HAYSTACK_MAX_CONNECTIONS
+                    one is closed as soon as it is accepted. Keep it under the
+                    descriptor limit (ulimit -n) less two per volume.
+                    Default ${defaults.maxConnections}
+  --max-pipeline N  Unanswered requests one connection may have  HAYSTACK_MAX_PIPELINE
+                    (HTTP pipelining); one more closes the connection.
+                    Default ${defaults.maxPipeline}
+  --headers-timeout T  Time a request's header block may take    HAYSTACK_HEADERS_TIMEOUT
+                    to arrive; then 408 and the connection is closed. 20s, 500ms, or
+                    seconds (1.5). Default ${defaults.headersTimeout}
+  --idle-timeout T  A connection on which no byte arrives and     HAYSTACK_IDLE_TIMEOUT
+                    none of the pending answer leaves for this long is closed
+                    (a stalled upload, a client that stops reading), unless it only
+                    waits for the server's answer. Default ${defaults.idleTimeout}
   (The variables of the switches, --read-only, --require-cookie and --inline-active,
    take 1, true, 0 or false.)
 
