@@ -12,6 +12,7 @@ import { testPutGetHead } from './put.ts';
 import { testRanges } from './ranges.ts';
 import { testReopen } from './reopen.ts';
 import { testReplace } from './replace.ts';
+import { testReplicas } from './replicas.ts';
 import { testStatusAndSync } from './status.ts';
 
 /**
@@ -86,5 +87,6 @@ export function describeStore(name: string, open: () => Promise<StoreFixture>): 
     testClose(context);
     testConcurrency(context);
     testReopen(context);
+    testReplicas(context);
   });
 }

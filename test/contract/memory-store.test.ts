@@ -2,14 +2,8 @@ import { createMemoryStore, type MemoryStore } from '../../adapters/memory/memor
 import { type BlobStore, StoreError } from '../../storage/index.ts';
 import { DelegatingStore } from '../support/delegating-store.ts';
 import { describeStore } from './describe-store.ts';
-import { describeReplicas } from './replicas.ts';
 
 describeStore('memory', async () => {
-  const store = createMemoryStore();
-  return { store, cleanup: () => store.close() };
-});
-
-describeReplicas('memory', async () => {
   const store = createMemoryStore();
   return { store, cleanup: () => store.close() };
 });

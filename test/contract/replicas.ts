@@ -1,6 +1,6 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { type BlobStore, MAX_KEY, type PutInput, type ReplicaWriter } from '../../storage/index.ts';
-import type { StoreFixture } from './describe-store.ts';
+import type { StoreContext, StoreFixture } from './describe-store.ts';
 import {
   chunksOf,
   expectBytes,
@@ -14,29 +14,22 @@ import {
 const MiB = 1024 * 1024;
 
 /**
- * The contract of the replica capability (`store.capabilities.replicas`), run only against
- * adapters that offer it: a file stored under the key and cookie the caller chose, idempotent for
- * a retry of the same file, `conflict` for another file under the same key.
+ * The contract of the replica capability (`store.capabilities.replicas`): a file stored under the
+ * key and cookie the caller chose, idempotent for a retry of the same file, `conflict` for another
+ * file under the same key. Its tests run only for adapters that offer it, and are skipped, saying
+ * so, for the others.
  */
-export function describeReplicas(name: string, open: () => Promise<StoreFixture>): void {
-  describe(`replica writes: ${name}`, () => {
+export function testReplicas({ fx, closeAndReopen }: StoreContext): void {
+  describe('replica writes (capabilities.replicas)', () => {
     let fixture: StoreFixture;
-    let reopened: BlobStore[] = [];
 
-    beforeEach(async () => {
-      fixture = await open();
-      reopened = [];
+    beforeEach(({ skip }) => {
+      fixture = fx();
+      if (!fixture.store.capabilities.replicas) skip('the adapter offers no replica writes');
     });
 
-    afterEach(async () => {
-      for (const store of reopened) await store.close();
-      await fixture.cleanup();
-    });
-
-    function replicas(store: BlobStore = fixture.store): ReplicaWriter {
-      const writer = store.capabilities.replicas;
-      if (!writer) throw new Error(`${name} offers no replica writes`);
-      return writer;
+    function replicas(): ReplicaWriter {
+      return fixture.store.capabilities.replicas as ReplicaWriter;
     }
 
     const file = (bytes: Uint8Array, contentType = 'image/jpeg'): PutInput => ({
@@ -162,9 +155,7 @@ export function describeReplicas(name: string, open: () => Promise<StoreFixture>
       if (!fixture.reopen) skip('the adapter keeps nothing across a reopen');
       const bytes = randomBytes(800);
       const info = await replicas().putReplica(4242, 0x0badf00d, file(bytes));
-      await fixture.store.close();
-      const store = await (fixture.reopen as () => Promise<BlobStore>)();
-      reopened.push(store);
+      const store = await closeAndReopen(fixture.store);
       expect(await store.head(4242, 0x0badf00d)).toEqual(info);
       expectBytes(await readAll((await store.get(4242)).body), bytes);
       expect((await store.put(file(utf8('next')))).key).toBeGreaterThan(4242);
