@@ -1,8 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import { type FileHandle, open, rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import { StoreError } from '../../storage/index.ts';
 import { lockBody, tooLarge } from '../read-body.ts';
+import { newSpoolPath } from './temp-files.ts';
 
 /**
  * Bodies up to this size are gathered in memory and written with one call; larger ones of
@@ -29,9 +28,6 @@ export type SpooledBody =
       /** Closes and deletes the spool file. */
       remove: () => Promise<void>;
     };
-
-/** Spool files are named so; start-up removes any a crash left behind (`removeLeftovers`). */
-export const SPOOL_FILE = /^upload-[0-9a-f]{16}\.spool$/;
 
 /**
  * Reads a body of unknown length to its end, refusing it (`too_large`) once it passes `limit`.
@@ -65,7 +61,7 @@ export async function spoolBody(
       }
       gathered.push(chunk);
       if (total > GATHER_MAX) {
-        const path = join(dir, `upload-${randomBytes(8).toString('hex')}.spool`);
+        const path = newSpoolPath(dir);
         spool = { path, handle: await open(path, 'wx+') };
         let position = 0;
         for (const piece of gathered.splice(0)) {

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { StoreError } from '../../storage/index.ts';
-import { compactionPaths, indexPath, unfinishedVolume, volumeIds, volumePath } from './data-dir.ts';
+import { indexPath, unfinishedVolume, volumeIds, volumePath } from './data-dir.ts';
 import { INDEX_ENTRY_SIZE, INDEX_HEADER_SIZE, indexHeader, readEntry } from './index-file.ts';
 import {
   FOOTER_SIZE,
@@ -11,6 +11,7 @@ import {
   TOMBSTONE_LENGTH,
 } from './needle.ts';
 import { scanVolume } from './scan.ts';
+import { compactionPath } from './temp-files.ts';
 import { VolumeFile } from './volume-file.ts';
 
 /**
@@ -124,7 +125,7 @@ export async function verifyDataDir(options: {
       continue;
     }
     const index = await readIndex(indexPath(dir, id));
-    const compactionIndex = await readIndex(compactionPaths(dir, id).index);
+    const compactionIndex = await readIndex(compactionPath(indexPath(dir, id)));
     let file: VolumeFile;
     try {
       file = await VolumeFile.open(volumePath(dir, id), id, 'r');

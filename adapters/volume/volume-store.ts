@@ -26,7 +26,6 @@ import {
   indexPath,
   listVolumes,
   readOnlyMarkerPath,
-  removeLeftovers,
   unfinishedVolume,
   volumePath,
 } from './data-dir.ts';
@@ -51,6 +50,7 @@ import {
 } from './needle.ts';
 import type { NeedleLocation } from './needle-map.ts';
 import { GATHER_MAX, spoolBody } from './spool.ts';
+import { removeLeftovers } from './temp-files.ts';
 import type { Slot, Volume } from './volume.ts';
 import { SUPERBLOCK_SIZE, VolumeFile } from './volume-file.ts';
 
