@@ -1,10 +1,10 @@
-import { CompactNeedleMap } from './compact-needle-map.ts';
 import { indexPath, listVolumes, unfinishedVolume, volumePath } from './data-dir.ts';
 import { writeFileAtomic } from './fs-util.ts';
 import { INDEX_ENTRY_SIZE, indexHeader, writeEntry } from './index-file.ts';
 import { LiveSet } from './load.ts';
 import { lockDirectory } from './lock.ts';
 import { NeedleKind } from './needle.ts';
+import { PackedNeedleMap } from './packed-needle-map.ts';
 import { scanVolume } from './scan.ts';
 import { rebuildPath } from './temp-files.ts';
 import { VolumeFile } from './volume-file.ts';
@@ -58,7 +58,7 @@ export async function rebuildIndexes(options: {
     throw err;
   });
   if (unfinished !== undefined) ids.pop();
-  const live = new LiveSet(new CompactNeedleMap());
+  const live = new LiveSet(new PackedNeedleMap());
   const report: RebuildReport = {
     volumes: ids.length,
     needles: 0,

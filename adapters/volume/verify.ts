@@ -124,8 +124,8 @@ export async function verifyDataDir(options: {
       });
       continue;
     }
-    const index = await readIndex(indexPath(dir, id));
-    const compactionIndex = await readIndex(compactionPath(indexPath(dir, id)));
+    const index = await readIndexBytes(indexPath(dir, id));
+    const compactionIndex = await readIndexBytes(compactionPath(indexPath(dir, id)));
     let file: VolumeFile;
     try {
       file = await VolumeFile.open(volumePath(dir, id), id, 'r');
@@ -169,12 +169,13 @@ export async function verifyDataDir(options: {
   return report;
 }
 
-type IndexRead =
+/** An index file's bytes as they are on disk, for comparison with its volume. */
+type IndexBytes =
   | { state: 'missing' }
   | { state: 'short'; bytes: number }
   | { state: 'present'; header: Buffer; entries: Buffer; tornBytes: number };
 
-async function readIndex(path: string): Promise<IndexRead> {
+async function readIndexBytes(path: string): Promise<IndexBytes> {
   let bytes: Buffer;
   try {
     bytes = await readFile(path);
@@ -236,7 +237,7 @@ class VolumeCheck {
    * `compactionIndex` is `N.idx.compact`: a compaction killed between its two renames leaves the
    * new volume beside the old index, and its own index beside both; start-up rebuilds the index.
    */
-  compareIndex(index: IndexRead, compactionIndex: IndexRead): void {
+  compareIndex(index: IndexBytes, compactionIndex: IndexBytes): void {
     if (index.state === 'missing') {
       this.#note(0, 'no index file: the next start rebuilds it by scanning the volume');
       return;
