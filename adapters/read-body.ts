@@ -17,20 +17,20 @@ export interface BodyBounds {
 /** Reads a whole upload into memory; an oversized body is refused before it is held. */
 export async function readBody(input: PutInput): Promise<Uint8Array> {
   const { body } = input;
-  if (body instanceof ReadableStream) {
-    const chunks: Uint8Array[] = [];
-    let total = 0;
-    for await (const chunk of readChunks(body, input)) {
-      chunks.push(chunk);
-      total += chunk.byteLength;
-    }
-    return concat(chunks, total);
+  if (body === null || body instanceof Uint8Array) {
+    const bytes = body ?? new Uint8Array(0);
+    refuseDeclaredOverLimit(input);
+    refuseOver(bytes.byteLength, input);
+    refuseShort(bytes.byteLength, input);
+    return bytes;
   }
-  const bytes = body ?? new Uint8Array(0);
-  refuseDeclaredOverLimit(input);
-  refuseOver(bytes.byteLength, input);
-  refuseShort(bytes.byteLength, input);
-  return bytes;
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of readChunks(body, input)) {
+    chunks.push(chunk);
+    total += chunk.byteLength;
+  }
+  return concat(chunks, total);
 }
 
 /**

@@ -29,7 +29,8 @@ export async function receiveBody<Reservation>(
   reserve: (size: number) => Reservation | undefined,
 ): Promise<ReceivedBody<Reservation>> {
   const { body, length, limit = Number.POSITIVE_INFINITY } = input;
-  if (!(body instanceof ReadableStream) || (length !== undefined && length <= GATHER_MAX)) {
+  const inHand = body === null || body instanceof Uint8Array;
+  if (inHand || (length !== undefined && length <= GATHER_MAX)) {
     return { kind: 'memory', data: await readBody(input) };
   }
   if (length !== undefined) {
