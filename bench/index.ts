@@ -2,7 +2,7 @@
  * `npm run bench:index [-- options]`: the in-memory needle map and start-up at Haystack scale.
  *
  * For each size (default 1M, 10M, 50M needles), in a fresh child process each:
- * - map: builds the compact needle map (the store's) and a JS Map of objects (the old
+ * - map: builds the packed needle map (the store's) and a JS Map of objects (the old
  *   MapNeedleMap, where a Map can hold the size: at most 2^24 entries), and prints the bytes of
  *   heap + array buffers per needle after GC, the build time and the rate of random gets;
  * - start-up: writes a data directory with one volume of N small needles (zero-byte files, by the
@@ -20,12 +20,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { crc32 } from 'node:zlib';
-import { CompactNeedleMap } from '../adapters/volume/compact-needle-map.ts';
 import { indexPath, volumePath } from '../adapters/volume/data-dir.ts';
 import { INDEX_ENTRY_SIZE, indexHeader, writeEntry } from '../adapters/volume/index-file.ts';
 import { LiveSet, loadVolume } from '../adapters/volume/load.ts';
 import { HEADER_SIZE, NeedleKind, needleLength, writeHeader } from '../adapters/volume/needle.ts';
 import { MapNeedleMap, type NeedleMap } from '../adapters/volume/needle-map.ts';
+import { PackedNeedleMap } from '../adapters/volume/packed-needle-map.ts';
 import { VolumeFile } from '../adapters/volume/volume-file.ts';
 import { openVolumeStore } from '../adapters/volume/volume-store.ts';
 import {
@@ -49,7 +49,7 @@ const PER_VOLUME = Math.floor((VOLUME_BYTES - 32) / PHOTO_NEEDLE);
 /** Every this many keys, two neighbours are set in reverse order (writes published late). */
 const OUT_OF_ORDER_EVERY = 64;
 
-type MapKind = 'compact' | 'map';
+type MapKind = 'packed' | 'map';
 
 interface MapJob {
   type: 'map';
@@ -77,7 +77,7 @@ interface StartupResult {
 }
 
 function makeMap(kind: MapKind): NeedleMap {
-  return kind === 'compact' ? new CompactNeedleMap() : new MapNeedleMap();
+  return kind === 'packed' ? new PackedNeedleMap() : new MapNeedleMap();
 }
 
 function locationOf(key: number) {
@@ -126,7 +126,7 @@ async function mapJob(job: MapJob): Promise<MapResult> {
 async function startupJob(job: StartupJob): Promise<StartupResult> {
   const before = usedMemory();
   let ms: number;
-  if (job.kind === 'compact') {
+  if (job.kind === 'packed') {
     const started = performance.now();
     const store = await openVolumeStore({ dir: job.dir });
     ms = performance.now() - started;
@@ -255,9 +255,9 @@ async function main(): Promise<void> {
   ];
   for (const count of sizes) {
     progress(`map, ${countLabel(count)} needles`);
-    const compact = await runChild<MapResult>(SCRIPT, {
+    const packed = await runChild<MapResult>(SCRIPT, {
       type: 'map',
-      kind: 'compact',
+      kind: 'packed',
       count,
       lookups,
     } satisfies MapJob);
@@ -280,12 +280,12 @@ async function main(): Promise<void> {
     ];
     mapRows.push(
       row(
-        'compact',
-        compact,
+        'packed',
+        packed,
         map
           ? [
-              `${fmt(compact.bytesPerNeedle / map.bytesPerNeedle, 2)}x`,
-              `${fmt(compact.lookupsPerSecond / map.lookupsPerSecond, 2)}x`,
+              `${fmt(packed.bytesPerNeedle / map.bytesPerNeedle, 2)}x`,
+              `${fmt(packed.lookupsPerSecond / map.lookupsPerSecond, 2)}x`,
             ]
           : ['', ''],
       ),
@@ -312,7 +312,7 @@ async function main(): Promise<void> {
         const writeS = (performance.now() - writeStart) / 1000;
         const store = await runChild<StartupResult>(SCRIPT, {
           type: 'startup',
-          kind: 'compact',
+          kind: 'packed',
           dir,
           count,
         } satisfies StartupJob);
@@ -334,7 +334,7 @@ async function main(): Promise<void> {
         ]);
       } finally {
         if (keepData) {
-          const job = JSON.stringify({ type: 'startup', kind: 'compact', dir, count });
+          const job = JSON.stringify({ type: 'startup', kind: 'packed', dir, count });
           console.error(`kept ${dir}; to profile its start-up:`);
           console.error(
             `  node --expose-gc --cpu-prof --import tsx bench/index.ts --child '${job}'`,

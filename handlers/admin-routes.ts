@@ -1,10 +1,10 @@
-import type { Context } from 'hono';
 import { bearerAuth } from 'hono/bearer-auth';
 import { createFactory } from 'hono/factory';
 import * as v from 'valibot';
 import type { VolumeAdmin } from '../storage/index.ts';
 import type { AppEnv } from './env.ts';
 import { HttpError } from './errors.ts';
+import { readSmallBody } from './request-body.ts';
 
 /**
  * Operator routes under `/admin`: compaction and marking volumes read-only. `createApp` mounts
@@ -71,7 +71,7 @@ export function compactVolumes(volumes: VolumeAdmin | undefined) {
   return factory.createHandlers(async (c) => {
     const query = c.req.query('volume');
     const fromQuery = query === undefined ? undefined : parseOrBadRequest(volumeIdText, query);
-    const text = await readSmallBody(c);
+    const text = new TextDecoder().decode(await readSmallBody(c, ADMIN_BODY_LIMIT));
     const fromBody =
       text.trim() === '' ? undefined : parseOrBadRequest(compactBody, parseJson(text)).volume;
     if (fromQuery !== undefined && fromBody !== undefined && fromQuery !== fromBody) {
@@ -111,34 +111,5 @@ function parseJson(text: string): unknown {
     return JSON.parse(text);
   } catch {
     throw new HttpError('bad_request', 'the body is not JSON, such as {"volume": 2}');
-  }
-}
-
-/** The request body as text, refused with `too_large` past `ADMIN_BODY_LIMIT` bytes. */
-async function readSmallBody(c: Context<AppEnv>): Promise<string> {
-  const body = c.req.raw.body;
-  if (body === null) return '';
-  const reader = body.getReader();
-  const decoder = new TextDecoder();
-  let text = '';
-  let bytes = 0;
-  try {
-    for (;;) {
-      const result = await reader.read().catch((err: unknown) => {
-        throw new HttpError('bad_request', 'the request body was cut off', { cause: err });
-      });
-      if (result.done) return text + decoder.decode();
-      bytes += result.value.byteLength;
-      if (bytes > ADMIN_BODY_LIMIT) {
-        throw new HttpError(
-          'too_large',
-          `an admin request body is at most ${ADMIN_BODY_LIMIT} bytes`,
-        );
-      }
-      text += decoder.decode(result.value, { stream: true });
-    }
-  } finally {
-    await reader.cancel().catch(() => {});
-    reader.releaseLock();
   }
 }

@@ -2,13 +2,10 @@ import type { Context } from 'hono';
 import type { PutInput } from '../storage/index.ts';
 import type { AppEnv } from './env.ts';
 import { HttpError } from './errors.ts';
+import { readSmallBody, tooLarge } from './request-body.ts';
 import { parseContentLength, parseContentType } from './schemas.ts';
 
-/**
- * Bodies that declare at most this many bytes (and are within the limit) are read whole here:
- * @hono/node-server hands them over without building a web stream, which costs several times
- * the store's own work for a small file.
- */
+/** Bodies that declare at most this many bytes (and are within the limit) are read whole here. */
 const SMALL_UPLOAD = 256 * 1024;
 
 /**
@@ -21,16 +18,13 @@ export async function uploadInput(c: Context<AppEnv>): Promise<PutInput> {
   const length = parseContentLength(c.req.header('content-length'));
   const contentType = parseContentType(c.req.header('content-type'));
   const limit = c.get('maxBody');
-  if (length !== undefined && length > limit) {
-    throw new HttpError(
-      'too_large',
-      `the body is ${length} bytes, over the limit of ${limit} bytes`,
-    );
-  }
+  if (length !== undefined && length > limit) throw tooLarge(limit, length);
   // Only a large or chunked body touches `raw.body`: on @hono/node-server that getter builds a
   // whole web Request (AbortSignal, ReadableStream), which costs more than storing a small file.
   const body =
-    length !== undefined && length <= SMALL_UPLOAD ? await smallBody(c) : streamedBody(c);
+    length !== undefined && length <= SMALL_UPLOAD
+      ? await readSmallBody(c, limit)
+      : streamedBody(c);
   return {
     body,
     limit,
@@ -53,14 +47,6 @@ function streamedBody(c: Context<AppEnv>): ReadableStream<Uint8Array> | null {
     });
   }
   return raw && lingeringBody(raw, c.get('discardBounds'));
-}
-
-async function smallBody(c: Context<AppEnv>): Promise<Uint8Array> {
-  try {
-    return new Uint8Array(await c.req.arrayBuffer());
-  } catch (err) {
-    throw new HttpError('bad_request', 'the upload was aborted before its end', { cause: err });
-  }
 }
 
 /** How much of a refused upload is still read and dropped before the connection is let go. */

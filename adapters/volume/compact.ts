@@ -1,8 +1,10 @@
-import { open, rm } from 'node:fs/promises';
-import { compactionPaths } from './data-dir.ts';
+import { rm } from 'node:fs/promises';
+import { indexPath, volumePath } from './data-dir.ts';
+import { writeFileSynced } from './fs-util.ts';
 import { encodeEntries, type IndexEntry, indexHeader } from './index-file.ts';
 import { NeedleKind, tombstone } from './needle.ts';
 import { scanVolume } from './scan.ts';
+import { compactionPath } from './temp-files.ts';
 import { SUPERBLOCK_SIZE, VolumeFile } from './volume-file.ts';
 
 /** Where a kept needle was and where the copy put it. */
@@ -56,7 +58,8 @@ export async function copyLiveNeedles(
     }
   });
 
-  const { volume: tempVolume, index: tempIndex } = compactionPaths(dir, source.id);
+  const tempVolume = compactionPath(volumePath(dir, source.id));
+  const tempIndex = compactionPath(indexPath(dir, source.id));
   await rm(tempVolume, { force: true });
   const file = await VolumeFile.create(tempVolume, source.id);
   try {
@@ -80,7 +83,7 @@ export async function copyLiveNeedles(
       entries.push({ key: maxKey, offset: at, length: 0 });
     }
     await file.datasync();
-    await writeIndex(tempIndex, file.nonce, entries);
+    await writeFileSynced(tempIndex, [indexHeader(file.nonce), encodeEntries(entries)]);
     return { file, tempVolume, tempIndex, moves, needles: entries.length, damaged };
   } catch (err) {
     await file.close();
@@ -146,15 +149,5 @@ class BufferedAppender {
       this.#used = 0;
     }
     return this.#written;
-  }
-}
-
-async function writeIndex(path: string, nonce: Buffer, entries: IndexEntry[]): Promise<void> {
-  const handle = await open(path, 'w');
-  try {
-    await handle.writeFile(Buffer.concat([indexHeader(nonce), encodeEntries(entries)]));
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }

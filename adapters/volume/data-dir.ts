@@ -1,6 +1,6 @@
-import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { SPOOL_FILE } from './spool.ts';
+import { SUPERBLOCK_SIZE } from './volume-file.ts';
 
 /** Volume N lives in `N.dat`, its index in `N.idx`. */
 export function volumePath(dir: string, id: number): string {
@@ -9,11 +9,6 @@ export function volumePath(dir: string, id: number): string {
 
 export function indexPath(dir: string, id: number): string {
   return join(dir, `${id}.idx`);
-}
-
-/** Where a compaction of volume `id` writes its copy, before renaming it over the volume. */
-export function compactionPaths(dir: string, id: number): { volume: string; index: string } {
-  return { volume: `${volumePath(dir, id)}.compact`, index: `${indexPath(dir, id)}.compact` };
 }
 
 /** An empty file whose presence marks volume N read-only. */
@@ -56,26 +51,6 @@ async function ensureDirectory(dir: string): Promise<void> {
 }
 
 /**
- * Removes what a crash can leave half-made: a volume being created (`N.dat.new`) and a
- * compaction's copy (`N.dat.compact`, `N.idx.compact`, and `N.dat.compact.new`, the copy's own
- * temp name while its superblock is written), and chunked uploads spooled to disk
- * (`upload-*.spool`). The volumes in use never depend on them.
- */
-export async function removeLeftovers(dir: string): Promise<string[]> {
-  const removed: string[] = [];
-  for (const name of await readdir(dir)) {
-    if (
-      /^[1-9][0-9]{0,8}\.(dat\.new|dat\.compact(\.new)?|idx\.compact)$/.test(name) ||
-      SPOOL_FILE.test(name)
-    ) {
-      await rm(join(dir, name), { force: true });
-      removed.push(name);
-    }
-  }
-  return removed;
-}
-
-/**
  * The newest volume, if it is shorter than a superblock: a creation that a crash cut short (by
  * an older version, which created volumes in place). It holds nothing and can be dropped.
  */
@@ -86,8 +61,5 @@ export async function unfinishedVolume(
   const last = ids.at(-1);
   if (last === undefined) return undefined;
   const { size } = await stat(volumePath(dir, last));
-  return size < UNFINISHED_BELOW ? last : undefined;
+  return size < SUPERBLOCK_SIZE ? last : undefined;
 }
-
-/** The volume superblock's size (volume-file.ts): a shorter file never held a needle. */
-const UNFINISHED_BELOW = 32;

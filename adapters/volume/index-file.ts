@@ -55,7 +55,7 @@ export function readEntry(source: Buffer, at: number): IndexEntry {
 /** Index bytes read at a time at start-up: big enough for sequential speed, a whole number of entries. */
 const READ_BLOCK = 8 * 1024 * 1024;
 
-export interface IndexReadResult {
+export interface IndexScan {
   /** Entries `accept` took, from the first. */
   accepted: number;
   /** False when `accept` refused an entry: the entries from there on were not read. */
@@ -63,16 +63,16 @@ export interface IndexReadResult {
 }
 
 /**
- * Reads the index file made for the volume with this nonce, block by block through one buffer,
- * and hands each entry to `accept` (offset and length in bytes, length 0 for a tombstone) until it
+ * Scans the index file made for the volume with this nonce, block by block through one buffer,
+ * handing each entry to `accept` (offset and length in bytes, length 0 for a tombstone) until it
  * refuses one. No object per entry: at 10M entries, start-up time is this loop. Returns undefined
  * when there is no usable index (absent, too short, foreign). A torn last entry is ignored.
  */
-export async function readIndex(
+export async function scanIndex(
   path: string,
   nonce: Buffer,
   accept: (key: number, offset: number, length: number) => boolean,
-): Promise<IndexReadResult | undefined> {
+): Promise<IndexScan | undefined> {
   let handle: FileHandle;
   try {
     handle = await open(path, 'r');

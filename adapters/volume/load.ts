@@ -1,5 +1,10 @@
 import { indexPath } from './data-dir.ts';
-import { encodeEntries, type IndexEntry, IndexWriter, readIndex } from './index-file.ts';
+import {
+  encodeEntries,
+  type IndexEntry,
+  IndexWriter,
+  scanIndex as readIndex,
+} from './index-file.ts';
 import { NeedleKind, TOMBSTONE_LENGTH } from './needle.ts';
 import type { NeedleMap } from './needle-map.ts';
 import { scanVolume } from './scan.ts';

@@ -7,7 +7,7 @@ export interface NeedleLocation {
 }
 
 /**
- * The in-memory index from key to needle location. An interface so that a compact structure
+ * The in-memory index from key to needle location. An interface so that a packed structure
  * (typed arrays, a few bytes per needle) can replace the Map without touching the store.
  */
 export interface NeedleMap {

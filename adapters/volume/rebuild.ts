@@ -1,12 +1,12 @@
-import { open, rename } from 'node:fs/promises';
-import { CompactNeedleMap } from './compact-needle-map.ts';
 import { indexPath, listVolumes, unfinishedVolume, volumePath } from './data-dir.ts';
-import { syncDirectory } from './fs-util.ts';
+import { writeFileAtomic } from './fs-util.ts';
 import { INDEX_ENTRY_SIZE, indexHeader, writeEntry } from './index-file.ts';
 import { LiveSet } from './load.ts';
 import { lockDirectory } from './lock.ts';
 import { NeedleKind } from './needle.ts';
+import { PackedNeedleMap } from './packed-needle-map.ts';
 import { scanVolume } from './scan.ts';
+import { rebuildPath } from './temp-files.ts';
 import { VolumeFile } from './volume-file.ts';
 
 export interface RebuildProgress {
@@ -58,7 +58,7 @@ export async function rebuildIndexes(options: {
     throw err;
   });
   if (unfinished !== undefined) ids.pop();
-  const live = new LiveSet(new CompactNeedleMap());
+  const live = new LiveSet(new PackedNeedleMap());
   const report: RebuildReport = {
     volumes: ids.length,
     needles: 0,
@@ -93,55 +93,46 @@ async function rebuildIndex(
   report: RebuildReport,
   onProgress: ((progress: RebuildProgress) => void) | undefined,
 ): Promise<void> {
-  const path = indexPath(dir, file.id);
-  const temp = `${path}.rebuild-${process.pid}`;
-  const out = await open(temp, 'w');
-  try {
-    let batch = Buffer.allocUnsafe(ENTRIES_PER_WRITE * INDEX_ENTRY_SIZE);
-    let count = 0;
-    const writes: Buffer[] = [indexHeader(file.nonce)];
-    await scanVolume(
-      file,
-      (event) => {
-        if (event.type === 'needle') {
-          const isFile = event.header.kind === NeedleKind.file;
-          const entry = {
-            key: event.header.key,
-            offset: event.offset,
-            length: isFile ? event.length : 0,
-          };
-          live.apply(file.id, entry.key, entry.offset, entry.length);
-          report.needles++;
-          if (!isFile) report.deleted++;
-          writeEntry(batch, count * INDEX_ENTRY_SIZE, entry);
-          if (++count === ENTRIES_PER_WRITE) {
-            writes.push(batch);
-            batch = Buffer.allocUnsafe(ENTRIES_PER_WRITE * INDEX_ENTRY_SIZE);
-            count = 0;
-          }
-        } else if (event.type !== 'void') {
-          report.corrupt++;
-          const what =
-            event.type === 'torn' ? 'torn tail, cut at the next start' : 'damaged needle, skipped';
-          report.problems.push({
-            volume: file.id,
-            offset: event.offset,
-            message: `${what}: ${event.length} bytes (${event.problem}${event.key ? `, key ${event.key}` : ''})`,
-          });
+  let batch = Buffer.allocUnsafe(ENTRIES_PER_WRITE * INDEX_ENTRY_SIZE);
+  let count = 0;
+  const writes: Buffer[] = [indexHeader(file.nonce)];
+  await scanVolume(
+    file,
+    (event) => {
+      if (event.type === 'needle') {
+        const isFile = event.header.kind === NeedleKind.file;
+        const entry = {
+          key: event.header.key,
+          offset: event.offset,
+          length: isFile ? event.length : 0,
+        };
+        live.apply(file.id, entry.key, entry.offset, entry.length);
+        report.needles++;
+        if (!isFile) report.deleted++;
+        writeEntry(batch, count * INDEX_ENTRY_SIZE, entry);
+        if (++count === ENTRIES_PER_WRITE) {
+          writes.push(batch);
+          batch = Buffer.allocUnsafe(ENTRIES_PER_WRITE * INDEX_ENTRY_SIZE);
+          count = 0;
         }
-      },
-      {
-        onProgress: (offset) =>
-          onProgress?.({ volume: file.id, scannedBytes: offset, totalBytes: file.size }),
-      },
-    );
-    writes.push(batch.subarray(0, count * INDEX_ENTRY_SIZE));
-    for (const chunk of writes) await out.writeFile(chunk);
-    await out.sync();
-  } finally {
-    await out.close();
-  }
-  await rename(temp, path);
-  await syncDirectory(path);
+      } else if (event.type !== 'void') {
+        report.corrupt++;
+        const what =
+          event.type === 'torn' ? 'torn tail, cut at the next start' : 'damaged needle, skipped';
+        report.problems.push({
+          volume: file.id,
+          offset: event.offset,
+          message: `${what}: ${event.length} bytes (${event.problem}${event.key ? `, key ${event.key}` : ''})`,
+        });
+      }
+    },
+    {
+      onProgress: (offset) =>
+        onProgress?.({ volume: file.id, scannedBytes: offset, totalBytes: file.size }),
+    },
+  );
+  writes.push(batch.subarray(0, count * INDEX_ENTRY_SIZE));
+  const path = indexPath(dir, file.id);
+  await writeFileAtomic(path, rebuildPath(path), writes);
   report.bytes += file.size;
 }

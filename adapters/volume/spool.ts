@@ -1,8 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import { type FileHandle, open, rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import { StoreError } from '../../storage/index.ts';
-import { lockBody, tooLarge } from '../read-body.ts';
+import { readChunks } from '../read-body.ts';
+import { newSpoolPath } from './temp-files.ts';
 
 /**
  * Bodies up to this size are gathered in memory and written with one call; larger ones of
@@ -30,42 +29,32 @@ export type SpooledBody =
       remove: () => Promise<void>;
     };
 
-/** Spool files are named so; start-up removes any a crash left behind (`removeLeftovers`). */
-export const SPOOL_FILE = /^upload-[0-9a-f]{16}\.spool$/;
-
 /**
- * Reads a body of unknown length to its end, refusing it (`too_large`) once it passes `limit`.
- * A failed or aborted client stream is `bad_request`; a failing disk throws the fs error. On any
- * failure the spool file is gone before this rejects.
+ * Reads a body of unknown length, or one that could not stream into the volume, to its end with
+ * the bounds of `readChunks` (`too_large` past `limit`; with a declared `length`, exactly that
+ * many bytes). A failed or aborted client stream is `bad_request`; a failing disk throws the fs
+ * error. On any failure the spool file is gone before this rejects.
  */
 export async function spoolBody(
   body: ReadableStream<Uint8Array>,
   limit: number,
   dir: string,
+  length?: number,
 ): Promise<SpooledBody> {
-  const reader = lockBody(body);
   const gathered: Uint8Array[] = [];
   let total = 0;
   let spool: { path: string; handle: FileHandle } | undefined;
   try {
-    for (;;) {
-      const next = await reader.read().catch((err: unknown) => {
-        throw new StoreError('bad_request', 'the upload was aborted before its end', {
-          cause: err,
-        });
-      });
-      if (next.done) break;
-      const chunk = next.value;
+    for await (const chunk of readChunks(body, { limit, length })) {
       const at = total;
       total += chunk.byteLength;
-      if (total > limit) throw tooLarge(limit);
       if (spool) {
         await writeAll(spool.handle, chunk, at);
         continue;
       }
       gathered.push(chunk);
       if (total > GATHER_MAX) {
-        const path = join(dir, `upload-${randomBytes(8).toString('hex')}.spool`);
+        const path = newSpoolPath(dir);
         spool = { path, handle: await open(path, 'wx+') };
         let position = 0;
         for (const piece of gathered.splice(0)) {
@@ -75,11 +64,8 @@ export async function spoolBody(
       }
     }
   } catch (err) {
-    await reader.cancel().catch(() => {});
     if (spool) await removeSpool(spool.handle, spool.path);
     throw err;
-  } finally {
-    reader.releaseLock();
   }
   if (!spool) return { kind: 'memory', data: Buffer.concat(gathered, total) };
   const { handle, path } = spool;

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { StoreError } from '../../storage/index.ts';
-import { compactionPaths, indexPath, unfinishedVolume, volumeIds, volumePath } from './data-dir.ts';
+import { indexPath, unfinishedVolume, volumeIds, volumePath } from './data-dir.ts';
 import { INDEX_ENTRY_SIZE, INDEX_HEADER_SIZE, indexHeader, readEntry } from './index-file.ts';
 import {
   FOOTER_SIZE,
@@ -11,6 +11,7 @@ import {
   TOMBSTONE_LENGTH,
 } from './needle.ts';
 import { scanVolume } from './scan.ts';
+import { compactionPath } from './temp-files.ts';
 import { VolumeFile } from './volume-file.ts';
 
 /**
@@ -123,8 +124,8 @@ export async function verifyDataDir(options: {
       });
       continue;
     }
-    const index = await readIndex(indexPath(dir, id));
-    const compactionIndex = await readIndex(compactionPaths(dir, id).index);
+    const index = await readIndexBytes(indexPath(dir, id));
+    const compactionIndex = await readIndexBytes(compactionPath(indexPath(dir, id)));
     let file: VolumeFile;
     try {
       file = await VolumeFile.open(volumePath(dir, id), id, 'r');
@@ -168,12 +169,13 @@ export async function verifyDataDir(options: {
   return report;
 }
 
-type IndexRead =
+/** An index file's bytes as they are on disk, for comparison with its volume. */
+type IndexBytes =
   | { state: 'missing' }
   | { state: 'short'; bytes: number }
   | { state: 'present'; header: Buffer; entries: Buffer; tornBytes: number };
 
-async function readIndex(path: string): Promise<IndexRead> {
+async function readIndexBytes(path: string): Promise<IndexBytes> {
   let bytes: Buffer;
   try {
     bytes = await readFile(path);
@@ -235,7 +237,7 @@ class VolumeCheck {
    * `compactionIndex` is `N.idx.compact`: a compaction killed between its two renames leaves the
    * new volume beside the old index, and its own index beside both; start-up rebuilds the index.
    */
-  compareIndex(index: IndexRead, compactionIndex: IndexRead): void {
+  compareIndex(index: IndexBytes, compactionIndex: IndexBytes): void {
     if (index.state === 'missing') {
       this.#note(0, 'no index file: the next start rebuilds it by scanning the volume');
       return;

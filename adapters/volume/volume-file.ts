@@ -5,6 +5,7 @@ import { crc32 } from 'node:zlib';
 import { StoreError } from '../../storage/index.ts';
 import { syncDirectory } from './fs-util.ts';
 import { readBuffer } from './read-slab.ts';
+import { creationPath } from './temp-files.ts';
 
 /**
  * A volume file: a superblock, then needles appended one after another. This module only moves
@@ -14,8 +15,6 @@ import { readBuffer } from './read-slab.ts';
  * nonce that ties the volume's index file to it, crc32 of the first 24 bytes, 4 zero bytes.
  */
 export const SUPERBLOCK_SIZE = 32;
-/** A volume being created; a leftover one (crash) is removed at start-up. */
-export const NEW_SUFFIX = '.new';
 const MAGIC = Buffer.from('HAYSTACK', 'latin1');
 const FORMAT_VERSION = 1;
 
@@ -43,7 +42,7 @@ export class VolumeFile {
    * no volume or a whole one, never a file too short to be a volume.
    */
   static async create(path: string, id: number): Promise<VolumeFile> {
-    const temp = `${path}${NEW_SUFFIX}`;
+    const temp = creationPath(path);
     const handle = await open(temp, 'w+');
     try {
       const nonce = randomBytes(8);

@@ -21,12 +21,10 @@ import { fileInfo, randomCookie } from '../file-info.ts';
 import { lockBody, readBody, tooLarge } from '../read-body.ts';
 import { AutoCompactor } from './auto-compact.ts';
 import { copyLiveNeedles } from './compact.ts';
-import { CompactNeedleMap } from './compact-needle-map.ts';
 import {
   indexPath,
   listVolumes,
   readOnlyMarkerPath,
-  removeLeftovers,
   unfinishedVolume,
   volumePath,
 } from './data-dir.ts';
@@ -50,7 +48,9 @@ import {
   tombstone,
 } from './needle.ts';
 import type { NeedleLocation } from './needle-map.ts';
+import { PackedNeedleMap as CompactNeedleMap } from './packed-needle-map.ts';
 import { GATHER_MAX, spoolBody } from './spool.ts';
+import { removeLeftovers } from './temp-files.ts';
 import type { Slot, Volume } from './volume.ts';
 import { SUPERBLOCK_SIZE, VolumeFile } from './volume-file.ts';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { CompactNeedleMap } from '../../adapters/volume/compact-needle-map.ts';
 import { MapNeedleMap, type NeedleLocation } from '../../adapters/volume/needle-map.ts';
+import { PackedNeedleMap } from '../../adapters/volume/packed-needle-map.ts';
 
 const TWO_32 = 2 ** 32;
 const MAX_KEY = Number.MAX_SAFE_INTEGER;
@@ -30,9 +30,9 @@ function sortedEntries(map: { entries(): IterableIterator<[number, NeedleLocatio
   return [...map.entries()].sort((a, b) => a[0] - b[0]);
 }
 
-describe('CompactNeedleMap', () => {
+describe('PackedNeedleMap', () => {
   it('starts empty', () => {
-    const map = new CompactNeedleMap();
+    const map = new PackedNeedleMap();
     expect(map.size).toBe(0);
     expect(map.get(1)).toBeUndefined();
     expect(map.delete(1)).toBe(false);
@@ -41,7 +41,7 @@ describe('CompactNeedleMap', () => {
   });
 
   it('stores, finds, updates and deletes', () => {
-    const map = new CompactNeedleMap();
+    const map = new PackedNeedleMap();
     map.set(1, at(32, 1064, 1));
     map.set(2, at(1096, 40, 1));
     expect(map.size).toBe(2);
@@ -71,7 +71,7 @@ describe('CompactNeedleMap', () => {
   });
 
   it('holds the extremes of every field', () => {
-    const map = new CompactNeedleMap();
+    const map = new PackedNeedleMap();
     map.set(0, at(0, 8, 0));
     map.set(MAX_KEY, at(MAX_OFFSET, MAX_OFFSET, 999_999_999));
     map.set(TWO_32, at(8, 8, 2 ** 31));
@@ -87,7 +87,7 @@ describe('CompactNeedleMap', () => {
   });
 
   it('keeps keys more than 2^32 apart in separate chunks, in both orders', () => {
-    const map = new CompactNeedleMap({ chunkCapacity: 4 });
+    const map = new PackedNeedleMap({ chunkCapacity: 4 });
     const keys = [5, 5 + TWO_32, 5 + 3 * TWO_32, 6, 5 + 2 * TWO_32, 4, 5 + TWO_32 - 1, 1];
     keys.forEach((key, i) => {
       map.set(key, at(i * 8, 40));
@@ -102,7 +102,7 @@ describe('CompactNeedleMap', () => {
   });
 
   it('refuses what it cannot represent, and changes nothing', () => {
-    const map = new CompactNeedleMap();
+    const map = new PackedNeedleMap();
     map.set(10, at(64));
     const bad: Array<[number, NeedleLocation]> = [
       [-1, at(64)],
@@ -125,7 +125,7 @@ describe('CompactNeedleMap', () => {
   });
 
   it('finds nothing under what is not a key', () => {
-    const map = new CompactNeedleMap({ chunkCapacity: 4 });
+    const map = new PackedNeedleMap({ chunkCapacity: 4 });
     for (let key = 1; key <= 20; key++) map.set(key, at(key * 8));
     const notKeys = [
       Number.NaN,
@@ -149,7 +149,7 @@ describe('CompactNeedleMap', () => {
   });
 
   it('maps up to 65,536 distinct volume ids', () => {
-    const map = new CompactNeedleMap();
+    const map = new PackedNeedleMap();
     for (let volume = 0; volume < 2 ** 16; volume++) map.set(volume + 1, at(8, 8, volume * 3));
     expect(map.get(2 ** 16)).toEqual(at(8, 8, (2 ** 16 - 1) * 3));
     expect(() => map.set(2 ** 16 + 1, at(8, 8, -1))).toThrow(RangeError);
@@ -160,7 +160,7 @@ describe('CompactNeedleMap', () => {
   });
 
   it('inserts out-of-order keys at the tail, across chunk boundaries', () => {
-    const map = new CompactNeedleMap({ chunkCapacity: 4 });
+    const map = new PackedNeedleMap({ chunkCapacity: 4 });
     // Keys 1..40 set in groups where the first key of each group of 3 comes last.
     const order: number[] = [];
     for (let key = 1; key <= 40; key += 3) order.push(key + 1, key + 2, key);
@@ -175,7 +175,7 @@ describe('CompactNeedleMap', () => {
 
   it('fills every chunk but the last when late keys arrive at the tail', () => {
     for (const capacity of [4, 8, 64, 8192]) {
-      const map = new CompactNeedleMap({ chunkCapacity: capacity });
+      const map = new PackedNeedleMap({ chunkCapacity: capacity });
       const next = random(capacity);
       const count = 200_000;
       const late: number[] = [];
@@ -200,7 +200,7 @@ describe('CompactNeedleMap', () => {
   });
 
   it('splits full chunks for keys far out of order, and inserts below the first key', () => {
-    const map = new CompactNeedleMap({ chunkCapacity: 4 });
+    const map = new PackedNeedleMap({ chunkCapacity: 4 });
     for (let key = 100; key < 200; key += 2) map.set(key, at(key * 8));
     // Every odd key in between, from the top down, then keys below everything.
     for (let key = 199; key > 100; key -= 2) {
@@ -217,8 +217,8 @@ describe('CompactNeedleMap', () => {
     for (let key = 100; key < 200; key++) expect(map.get(key)).toEqual(at(key * 8));
   });
 
-  it('compacts deleted slots, drops empty chunks and merges underfull ones', () => {
-    const map = new CompactNeedleMap({ chunkCapacity: 8 });
+  it('sweeps out dead slots, drops empty chunks and merges underfull ones', () => {
+    const map = new PackedNeedleMap({ chunkCapacity: 8 });
     for (let key = 1; key <= 800; key++) map.set(key, at(key * 8));
     const full = map.byteLength;
     // Delete 7 keys out of 8: chunks shrink and merge.
@@ -245,7 +245,7 @@ describe('CompactNeedleMap', () => {
   });
 
   it('iterates while the map changes, as a Map would', () => {
-    const map = new CompactNeedleMap({ chunkCapacity: 4 });
+    const map = new PackedNeedleMap({ chunkCapacity: 4 });
     for (let key = 10; key <= 100; key += 10) map.set(key, at(key * 8));
     const seen: number[] = [];
     for (const [key] of map.entries()) {
@@ -257,7 +257,7 @@ describe('CompactNeedleMap', () => {
         map.set(5, at(40)); // before it: not visited
       }
       if (key === 50) {
-        for (let k = 1; k < 50; k++) map.delete(k); // compacts and merges the chunks behind
+        for (let k = 1; k < 50; k++) map.delete(k); // sweeps and merges the chunks behind
         map.set(55, at(440));
       }
       if (key === 80) map.set(1000, at(8000)); // a new largest key: visited
@@ -267,14 +267,14 @@ describe('CompactNeedleMap', () => {
   });
 
   it('is iterable directly', () => {
-    const map = new CompactNeedleMap();
+    const map = new PackedNeedleMap();
     map.set(1, at(8));
     expect([...map]).toEqual([[1, at(8)]]);
   });
 
   it('validates its chunk capacity', () => {
-    expect(() => new CompactNeedleMap({ chunkCapacity: 1 })).toThrow(RangeError);
-    expect(() => new CompactNeedleMap({ chunkCapacity: 2.5 })).toThrow(RangeError);
+    expect(() => new PackedNeedleMap({ chunkCapacity: 1 })).toThrow(RangeError);
+    expect(() => new PackedNeedleMap({ chunkCapacity: 2.5 })).toThrow(RangeError);
   });
 
   describe('behaves like MapNeedleMap under random operations', () => {
@@ -307,7 +307,7 @@ describe('CompactNeedleMap', () => {
 
   it('holds more than 2^24 needles (a Map cannot), built in increasing key order', () => {
     const count = 2 ** 24 + 1000;
-    const map = new CompactNeedleMap();
+    const map = new PackedNeedleMap();
     const started = performance.now();
     const set = (key: number) =>
       map.set(key, {
@@ -352,7 +352,7 @@ describe('CompactNeedleMap', () => {
 function differential(seed: number, chunkCapacity: number, ops: number): void {
   const next = random(seed);
   const int = (n: number) => Math.floor(next() * n);
-  const compact = new CompactNeedleMap({ chunkCapacity });
+  const packed = new PackedNeedleMap({ chunkCapacity });
   const reference = new MapNeedleMap();
   const used: number[] = []; // every key ever set, for updates, deletes and gets
   let maxKey = int(3) === 0 ? TWO_32 - 50 : 0; // sometimes start just below a 2^32 boundary
@@ -391,28 +391,28 @@ function differential(seed: number, chunkCapacity: number, ops: number): void {
       setBoth(pick()); // update or revive
     } else if (roll < 0.8 && used.length > 0) {
       key = next() < 0.8 ? pick() : int(maxKey + 2);
-      expect(compact.delete(key)).toBe(reference.delete(key));
+      expect(packed.delete(key)).toBe(reference.delete(key));
     } else {
       key = used.length > 0 && next() < 0.8 ? pick() : int(maxKey + 2);
-      const [got, want] = [compact.get(key), reference.get(key)];
+      const [got, want] = [packed.get(key), reference.get(key)];
       if (!(got === want || (got && want && sameLocation(got, want)))) {
         expect({ op, key, got }).toEqual({ op, key, got: want });
       }
     }
-    if (compact.size !== reference.size) {
-      throw new Error(`op ${op}: size ${compact.size}, expected ${reference.size}`);
+    if (packed.size !== reference.size) {
+      throw new Error(`op ${op}: size ${packed.size}, expected ${reference.size}`);
     }
     if (op % checkEvery === 0 || op === ops - 1) {
-      compact.assertConsistent();
+      packed.assertConsistent();
       sameEntries(op);
     }
   }
-  for (const key of used) expect(compact.get(key)).toEqual(reference.get(key));
+  for (const key of used) expect(packed.get(key)).toEqual(reference.get(key));
 
   function sameEntries(op: number): void {
     const expected = sortedEntries(reference);
     let i = 0;
-    for (const [key, value] of compact.entries()) {
+    for (const [key, value] of packed.entries()) {
       const want = expected[i++];
       if (!want || want[0] !== key || !sameLocation(want[1], value)) {
         throw new Error(`op ${op}: entry ${i - 1} is ${key}, expected ${want?.[0]}`);
@@ -424,7 +424,7 @@ function differential(seed: number, chunkCapacity: number, ops: number): void {
 
   function setBoth(key: number): void {
     const value = location();
-    compact.set(key, value);
+    packed.set(key, value);
     reference.set(key, value);
     used.push(key);
   }
@@ -439,7 +439,7 @@ function iterateWhileChanging(seed: number, chunkCapacity: number): void {
   const next = random(seed);
   const int = (n: number) => Math.floor(next() * n);
   for (let round = 0; round < 40; round++) {
-    const map = new CompactNeedleMap({ chunkCapacity });
+    const map = new PackedNeedleMap({ chunkCapacity });
     const keys = new Set<number>();
     let maxKey = 0;
     for (let i = 0; i < 200; i++) {

@@ -9,8 +9,8 @@ import type { NeedleLocation, NeedleMap } from './needle-map.ts';
  * holding, per slot, the key as a 32-bit delta from the chunk's base key, the needle's offset / 8
  * and length / 8 (u32 each, as in the index file) and its volume as a u16 index into a small table
  * of volume ids. Chunks are found by binary search over their base keys, slots by binary search
- * within the chunk. A deleted key's slot is tombstoned (length 0) and dropped when a quarter of
- * its chunk is dead, which also merges underfull neighbours.
+ * within the chunk. A deleted key's slot is marked dead (length 0); a chunk sweeps its dead slots
+ * out once a quarter of it is dead, and then merges with an underfull neighbour.
  *
  * The store hands out keys in increasing order, so almost every `set` is an append at the tail
  * (a few typed-array stores). A key published out of order (a write that reserved its key earlier
@@ -37,7 +37,7 @@ class Chunk {
   readonly deltas: Uint32Array;
   /** offset / 8. */
   readonly offsets: Uint32Array;
-  /** length / 8; 0 marks a dead slot (a deleted key not yet compacted away). */
+  /** length / 8; 0 marks a dead slot (a deleted key not yet swept out). */
   readonly lengths: Uint32Array;
   /** Index into the map's table of volume ids. */
   readonly volumes: Uint16Array;
@@ -107,8 +107,8 @@ class Chunk {
     this.count += to - from;
   }
 
-  /** Drops dead slots, keeping the order. */
-  compact(): void {
+  /** Sweeps out the dead slots, keeping the order. */
+  sweep(): void {
     const { deltas, offsets, lengths, volumes } = this;
     let kept = 0;
     for (let i = 0; i < this.count; i++) {
@@ -127,12 +127,12 @@ class Chunk {
   }
 }
 
-export interface CompactNeedleMapOptions {
+export interface PackedNeedleMapOptions {
   /** Slots per chunk (default 8192). Small values are for tests: they exercise splits and merges. */
   chunkCapacity?: number;
 }
 
-export class CompactNeedleMap implements NeedleMap {
+export class PackedNeedleMap implements NeedleMap {
   readonly #capacity: number;
   readonly #chunks: Chunk[] = [];
   /** `#chunks[i].base`, kept apart so the binary search over chunks stays in one array. */
@@ -144,7 +144,7 @@ export class CompactNeedleMap implements NeedleMap {
   #lastVolumeSlot = 0;
   #size = 0;
 
-  constructor(options: CompactNeedleMapOptions = {}) {
+  constructor(options: PackedNeedleMapOptions = {}) {
     const capacity = options.chunkCapacity ?? DEFAULT_CHUNK_CAPACITY;
     if (!Number.isInteger(capacity) || capacity < 2 || capacity > 2 ** 24) {
       throw new RangeError(`chunk capacity must be an integer from 2 to 2^24, not ${capacity}`);
@@ -250,7 +250,7 @@ export class CompactNeedleMap implements NeedleMap {
     chunk.lengths[slot] = 0;
     chunk.dead++;
     this.#size--;
-    if (chunk.dead * 4 >= chunk.count) this.#compact(index);
+    if (chunk.dead * 4 >= chunk.count) this.#sweep(index);
     return true;
   }
 
@@ -298,7 +298,7 @@ export class CompactNeedleMap implements NeedleMap {
     let previous = -1;
     this.#chunks.forEach((chunk, i) => {
       const fail = (what: string) => {
-        throw new Error(`compact needle map, chunk ${i} of ${this.#chunks.length}: ${what}`);
+        throw new Error(`packed needle map, chunk ${i} of ${this.#chunks.length}: ${what}`);
       };
       if (this.#bases[i] !== chunk.base) fail('base out of sync with the directory');
       if (chunk.count === 0) fail('empty chunk kept');
@@ -376,7 +376,7 @@ export class CompactNeedleMap implements NeedleMap {
     let at = slot;
     if (chunk.count === chunk.capacity) {
       if (chunk.dead > 0) {
-        chunk.compact();
+        chunk.sweep();
         at = -chunk.find(key - chunk.base) - 1;
       } else if (at === chunk.count) {
         this.#insertAfter(index, key, offset, length, volume);
@@ -445,10 +445,10 @@ export class CompactNeedleMap implements NeedleMap {
     this.#bases[index] = key;
   }
 
-  /** Drops chunk `index`'s dead slots, then merges it with a neighbour if both fit in one. */
-  #compact(index: number): void {
+  /** Sweeps chunk `index`'s dead slots out, then merges it with a neighbour if both fit in one. */
+  #sweep(index: number): void {
     const chunk = this.#chunks[index] as Chunk;
-    chunk.compact();
+    chunk.sweep();
     if (chunk.count === 0) {
       this.#removeChunk(index);
       return;
@@ -461,8 +461,8 @@ export class CompactNeedleMap implements NeedleMap {
     const left = this.#chunks[index];
     const right = this.#chunks[index + 1];
     if (!left || !right) return false;
-    if (right.dead > 0) right.compact();
-    if (left.dead > 0) left.compact();
+    if (right.dead > 0) right.sweep();
+    if (left.dead > 0) left.sweep();
     if ((left.count + right.count) * 4 > this.#capacity * 3) return false;
     if (right.lastKey - left.base >= TWO_32) return false;
     left.takeFrom(right, 0, right.count);
