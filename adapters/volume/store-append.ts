@@ -1,10 +1,10 @@
 import { isStoreError, StoreError } from '../../storage/index.ts';
+import { mostlyGarbage } from './accounting.ts';
 import { volumePath } from './data-dir.ts';
 import { type IndexEntry, MAX_VOLUME_BYTES } from './index-file.ts';
 import { loadVolume } from './load.ts';
 import { diskError } from './store-errors.ts';
 import type { StoreState } from './store-state.ts';
-import { mostlyGarbage } from './store-status.ts';
 import type { Slot, Volume } from './volume.ts';
 import { SUPERBLOCK_SIZE, VolumeFile } from './volume-file.ts';
 
@@ -90,7 +90,11 @@ export async function reserve(state: StoreState, length: number): Promise<Reserv
     if (fits && !volume.readOnly) {
       return { volume, slot: volume.reserve(length) };
     }
-    if (!reclaimed && !volume.readOnly && mostlyGarbage(state, volume)) {
+    if (
+      !reclaimed &&
+      !volume.readOnly &&
+      mostlyGarbage(volume, state.streaming.pendingIn(volume))
+    ) {
       reclaimed = true;
       await reclaimInPlace(state, volume);
       continue;

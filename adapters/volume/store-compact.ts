@@ -1,5 +1,6 @@
 import { rename } from 'node:fs/promises';
 import type { CompactReport } from '../../storage/index.ts';
+import { mostlyGarbage } from './accounting.ts';
 import { copyLiveNeedles } from './compact.ts';
 import { indexPath, volumePath } from './data-dir.ts';
 import { syncDirectory } from './fs-util.ts';
@@ -8,7 +9,6 @@ import { IndexWriter } from './index-file.ts';
 import { rollOver } from './store-append.ts';
 import { diskError } from './store-errors.ts';
 import { assertWritable, type StoreState, volumeById } from './store-state.ts';
-import { mostlyGarbage } from './store-status.ts';
 import type { Volume } from './volume.ts';
 
 /**
@@ -35,7 +35,7 @@ export async function compactVolumes(state: StoreState, id?: number): Promise<Co
  */
 async function compactVolume(state: StoreState, volume: Volume): Promise<CompactReport> {
   const started = performance.now();
-  if (volume === state.writable && mostlyGarbage(state, volume)) {
+  if (volume === state.writable && mostlyGarbage(volume, state.streaming.pendingIn(volume))) {
     const resume = deferred();
     state.appendsPaused = resume.promise;
     try {
@@ -59,11 +59,10 @@ async function copyWithoutGarbage(
   const { dir } = state.settings;
   await volume.settled();
   const bytesBefore = volume.file.size;
-  const map = state.live.map;
-  const copy = await copyLiveNeedles(dir, volume.file, (key, offset) => {
-    const location = map.get(key);
-    return location?.volume === volume.id && location.offset === offset;
-  });
+  const { live } = state;
+  const copy = await copyLiveNeedles(dir, volume.file, (key, offset) =>
+    live.holds(key, volume.id, offset),
+  );
   let index: IndexWriter;
   try {
     await rename(copy.tempVolume, volumePath(dir, volume.id));
@@ -77,22 +76,7 @@ async function copyWithoutGarbage(
   // From here to the swap nothing awaits: a read sees the old location with the old file, or
   // the new location with the new file. Keys deleted during the copy keep their tombstone
   // elsewhere; their copied needle is garbage in the new volume.
-  const counts = volume.counts;
-  counts.liveNeedles = 0;
-  counts.liveBytes = 0;
-  counts.deletedNeedles = 0;
-  counts.deadBytes = 0;
-  for (const move of copy.moves) {
-    const location = map.get(move.key);
-    if (location?.volume === volume.id && location.offset === move.from) {
-      map.set(move.key, { volume: volume.id, offset: move.to, length: move.length });
-      counts.liveNeedles++;
-      counts.liveBytes += move.length;
-    } else {
-      counts.deletedNeedles++;
-      counts.deadBytes += move.length;
-    }
-  }
+  live.recount(volume.id, copy.moves);
   const old = volume.replaceFile(copy.file, index);
   await old.index.close().catch(() => {});
   old.file.retire();

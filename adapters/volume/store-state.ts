@@ -1,6 +1,6 @@
 import type { CompactReport } from '../../storage/index.ts';
+import type { LiveSet } from './accounting.ts';
 import type { Durability } from './durability.ts';
-import type { LiveSet } from './load.ts';
 import { closed, noVolume, readOnlyServer } from './store-errors.ts';
 import type { StoreSettings } from './store-options.ts';
 import type { StreamingBudget } from './streaming-budget.ts';

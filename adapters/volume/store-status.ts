@@ -1,13 +1,7 @@
 import type { StoreStatus } from '../../storage/index.ts';
+import { garbageRatio, ratio } from './accounting.ts';
 import type { StoreState } from './store-state.ts';
 import type { Volume } from './volume.ts';
-
-/**
- * A writable volume that would have to make way for a new one while this share of it or more is
- * holes and deleted files (or uploads still arriving, which may yet fail) is compacted in place
- * instead: so volumes are only started for data that was really stored.
- */
-const COMPACT_IN_PLACE_SHARE = 0.5;
 
 /** Per volume and in total: bytes, live and deleted needles, garbage; the next key. */
 export function storeStatus(state: StoreState): StoreStatus {
@@ -57,21 +51,4 @@ export function sealedWithMostGarbage(
     if (share > (most?.garbageRatio ?? 0)) most = { id: volume.id, garbageRatio: share };
   }
   return most;
-}
-
-/**
- * Holes, deleted files, and uploads still streaming in (which may yet fail and leave holes)
- * make up at least COMPACT_IN_PLACE_SHARE of the volume.
- */
-export function mostlyGarbage(state: StoreState, volume: Volume): boolean {
-  const pending = state.streaming.pendingIn(volume);
-  return volume.counts.deadBytes + pending >= COMPACT_IN_PLACE_SHARE * volume.tail;
-}
-
-function ratio(part: number, whole: number): number {
-  return whole === 0 ? 0 : part / whole;
-}
-
-function garbageRatio(volume: Volume): number {
-  return ratio(volume.counts.deadBytes, volume.tail);
 }

@@ -1,7 +1,8 @@
 import { rm } from 'node:fs/promises';
+import { LiveSet } from './accounting.ts';
 import { CompactNeedleMap } from './compact-needle-map.ts';
 import { listVolumes, removeLeftovers, unfinishedVolume, volumePath } from './data-dir.ts';
-import { LiveSet, type LoadReport, loadVolume } from './load.ts';
+import { type LoadReport, loadVolume } from './load.ts';
 import { type DirectoryLock, lockDirectory } from './lock.ts';
 import { isMarkedReadOnly } from './read-only-marker.ts';
 import type { Volume } from './volume.ts';
