@@ -16,7 +16,8 @@ export function storeStatus(state: StoreState): StoreStatus {
       // Deleted and replaced files and holes; not tombstones, which may retire keys elsewhere.
       garbageBytes: deadBytes,
       garbageRatio: garbageRatio(volume),
-      readOnly: sealed(state, volume),
+      sealed: sealed(state, volume),
+      readOnly: volume.readOnly,
     };
   });
   const sum = (pick: (v: (typeof volumes)[number]) => number) =>

@@ -193,7 +193,7 @@ describe('space reserved by uploads that never arrive', () => {
     await store.delete(first);
     const status = await store.status();
     expect(status.volumes.length).toBeGreaterThan(1);
-    expect(status.volumes.slice(0, -1).every((v) => v.readOnly)).toBe(true);
+    expect(status.volumes.slice(0, -1).every((v) => v.sealed)).toBe(true);
     const [report] = await store.compact();
     expect(report?.volume).toBe(1);
   });
