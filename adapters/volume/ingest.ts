@@ -38,16 +38,37 @@ import type { Slot, Volume } from './volume.ts';
 /** Large uploads are written in pieces of about this size. */
 const WRITE_CHUNK = 1024 * 1024;
 
+/** The key and cookie a file is stored under. */
+export interface FileId {
+  key: Key;
+  cookie: number;
+}
+
+/** What a write stores besides the file. */
+export interface WriteTarget {
+  /** A key retired in the same append (replace). */
+  readonly retire?: Key;
+  /** The caller's key and cookie (a replica write); without it the store hands out new ones. */
+  readonly id?: FileId;
+}
+
+/** A write's needle as far as it is known before its bytes arrive. */
+interface Plan extends WriteTarget {
+  readonly contentType: string;
+  readonly contentTypeLength: number;
+}
+
 /**
- * Stores a new file; with `retire`, also retires that key in the same append (replace). Small
- * bodies are gathered in memory and appended in one call; a large one of declared length
- * streams into space reserved for it, within the streaming cap; the rest (unknown length, or
- * past the cap) are spooled first and copied in once complete.
+ * Stores a file under a new key (or the caller's, `target.id`); with `target.retire`, also
+ * retires that key in the same append (replace). Small bodies are gathered in memory and
+ * appended in one call; a large one of declared length streams into space reserved for it,
+ * within the streaming cap; the rest (unknown length, or past the cap) are spooled first and
+ * copied in once complete.
  */
 export async function ingest(
   state: StoreState,
   input: PutInput,
-  retire: Key | undefined,
+  target: WriteTarget,
 ): Promise<FileInfo> {
   assertWritable(state);
   const contentType = input.contentType ?? DEFAULT_CONTENT_TYPE;
@@ -58,6 +79,7 @@ export async function ingest(
       `the content type is over ${MAX_CONTENT_TYPE_LENGTH} bytes`,
     );
   }
+  const plan: Plan = { ...target, contentType, contentTypeLength };
   const { body, length } = input;
   const limit = input.limit ?? Number.POSITIVE_INFINITY;
   let data: Uint8Array;
@@ -65,8 +87,8 @@ export async function ingest(
   if (streamed && (length === undefined || length > GATHER_MAX)) {
     if (length !== undefined) {
       if (length > limit) throw tooLarge(input.limit ?? 0);
-      const reserved = reserveStreaming(state, needleLength(contentTypeLength, length), retire);
-      if (reserved) return streamFile(state, body, length, contentType, retire, reserved);
+      const reserved = reserveStreaming(state, slotLength(plan, length));
+      if (reserved) return streamFile(state, body, length, plan, reserved);
     }
     // Of unknown length, or no room for one more upload in flight: the bytes the client really
     // sends go to memory or a spool file first, and into the volume once they are all in.
@@ -85,7 +107,7 @@ export async function ingest(
     }
     if (spooled.kind === 'file') {
       try {
-        return await streamFile(state, spooled.body, size, contentType, retire, undefined);
+        return await streamFile(state, spooled.body, size, plan, undefined);
       } finally {
         await spooled.remove();
       }
@@ -95,13 +117,11 @@ export async function ingest(
     data = await readBody(input);
   }
   state.durability.assertHealthy();
-  const key = state.nextKey++;
-  const cookie = randomCookie();
+  const { key, cookie } = fileId(state, plan);
   const needle = encodeNeedleParts({ kind: NeedleKind.file, key, cookie, contentType, data });
-  const needleBytes = needleLength(contentTypeLength, data.byteLength);
-  if (retire !== undefined) needle.push(tombstone(retire));
+  if (plan.retire !== undefined) needle.push(tombstone(plan.retire));
   const { volume, offset } = await append(state, needle, (at) =>
-    entriesFor(key, at, needleBytes, retire),
+    entriesFor(key, at, data.byteLength, plan),
   );
   return fileInfo({ key, size: data.byteLength, volume: volume.id, offset, cookie, contentType });
 }
@@ -112,12 +132,7 @@ export async function ingest(
  * writable volume as it is. So a client that never sends its body holds a bounded share of
  * one volume, and never makes the store start a new one.
  */
-function reserveStreaming(
-  state: StoreState,
-  needleBytes: number,
-  retire: Key | undefined,
-): Reserved | undefined {
-  const length = slotLength(needleBytes, retire);
+function reserveStreaming(state: StoreState, length: number): Reserved | undefined {
   const volume = state.writable;
   if (!appendsSettled(state)) return undefined;
   if (volume.tail + length > state.settings.volumeSize) return undefined;
@@ -133,16 +148,13 @@ async function streamFile(
   state: StoreState,
   body: ReadableStream<Uint8Array>,
   size: number,
-  contentType: string,
-  retire: Key | undefined,
+  plan: Plan,
   reserved: Reserved | undefined,
 ): Promise<FileInfo> {
-  const contentTypeLength = Buffer.byteLength(contentType, 'latin1');
-  const length = needleLength(contentTypeLength, size);
   // Without space reserved by the caller, the body is on this machine: it cannot stall.
-  const { volume, slot } = reserved ?? (await reserve(state, slotLength(length, retire)));
+  const { volume, slot } = reserved ?? (await reserve(state, slotLength(plan, size)));
   try {
-    return await streamInto(state, volume, slot, body, size, contentType, retire);
+    return await streamInto(state, volume, slot, body, size, plan);
   } finally {
     state.streaming.release(slot);
   }
@@ -155,13 +167,10 @@ async function streamInto(
   slot: Slot,
   body: ReadableStream<Uint8Array>,
   size: number,
-  contentType: string,
-  retire: Key | undefined,
+  plan: Plan,
 ): Promise<FileInfo> {
-  const contentTypeLength = Buffer.byteLength(contentType, 'latin1');
-  const length = needleLength(contentTypeLength, size);
-  const key = state.nextKey++;
-  const cookie = randomCookie();
+  const { contentType, contentTypeLength, retire } = plan;
+  const { key, cookie } = fileId(state, plan);
   try {
     const head = needleHead({ kind: NeedleKind.file, key, cookie, contentType }, size);
     let checksum = crc32(head);
@@ -192,22 +201,26 @@ async function streamInto(
     await abandon(state, volume, slot);
     throw err;
   }
-  publish(state, volume, slot, entriesFor(key, slot.offset, length, retire));
+  publish(state, volume, slot, entriesFor(key, slot.offset, size, plan));
   return fileInfo({ key, size, volume: volume.id, offset: slot.offset, cookie, contentType });
 }
 
-/** A file needle's slot, with room for the tombstone of the key it replaces. */
-function slotLength(needleBytes: number, retire: Key | undefined): number {
-  return needleBytes + (retire === undefined ? 0 : TOMBSTONE_LENGTH);
+/** The caller's key and cookie, or the next key and a random cookie. */
+function fileId(state: StoreState, plan: Plan): FileId {
+  return plan.id ?? { key: state.nextKey++, cookie: randomCookie() };
 }
 
-function entriesFor(
-  key: Key,
-  offset: number,
-  length: number,
-  retire: Key | undefined,
-): IndexEntry[] {
+/** A file needle's slot, with room for the tombstone of the key it replaces. */
+function slotLength(plan: Plan, dataSize: number): number {
+  const needleBytes = needleLength(plan.contentTypeLength, dataSize);
+  return needleBytes + (plan.retire === undefined ? 0 : TOMBSTONE_LENGTH);
+}
+
+/** The file's index entry, and the retired key's tombstone right after it. */
+function entriesFor(key: Key, offset: number, dataSize: number, plan: Plan): IndexEntry[] {
+  const length = needleLength(plan.contentTypeLength, dataSize);
   const entries = [{ key, offset, length }];
-  if (retire !== undefined) entries.push({ key: retire, offset: offset + length, length: 0 });
+  if (plan.retire !== undefined)
+    entries.push({ key: plan.retire, offset: offset + length, length: 0 });
   return entries;
 }

@@ -9,6 +9,7 @@ import {
 import { fileInfo } from '../file-info.ts';
 import {
   decodeNeedle,
+  FOOTER_SIZE,
   HEADER_SIZE,
   type NeedleHeader,
   NeedleKind,
@@ -50,7 +51,7 @@ export async function readFile(
     return { info: infoOf(header, needle.contentType, location), body: data };
   }
   const file = volume.file;
-  const { header, contentType, head } = await readHead(state, key, location, cookie);
+  const { header, contentType, head } = readHead(state, key, location, cookie);
   const info = infoOf(header, contentType, location);
   return { info, body: streamData(file, location, head, header.dataSize, range) };
 }
@@ -62,7 +63,7 @@ export async function headFile(
   cookie: number | undefined,
 ): Promise<FileInfo> {
   const location = locate(state, key);
-  const { header, contentType } = await readHead(state, key, location, cookie);
+  const { header, contentType } = readHead(state, key, location, cookie);
   return infoOf(header, contentType, location);
 }
 
@@ -73,8 +74,21 @@ export async function locateFile(
   cookie: number | undefined,
 ): Promise<NeedleLocation> {
   const location = locate(state, key);
-  if (cookie !== undefined) await readHead(state, key, location, cookie);
+  if (cookie !== undefined) readHead(state, key, location, cookie);
   return location;
+}
+
+/**
+ * The live file's info and the checksum its needle was stored with (of its header, content type
+ * and data), read on this thread as `readHead` is.
+ */
+export function storedNeedle(state: ReadState, key: Key): { info: FileInfo; checksum: number } {
+  const location = locate(state, key);
+  const { header, contentType } = readHead(state, key, location, undefined);
+  const at = location.offset + HEADER_SIZE + header.contentTypeLength + header.dataSize;
+  const bytes = volumeOf(state, location).file.readNow(at, FOOTER_SIZE);
+  if (bytes.byteLength < FOOTER_SIZE) throw corrupt(key, location, 'truncated');
+  return { info: infoOf(header, contentType, location), checksum: bytes.readUInt32LE(0) };
 }
 
 export function locate(state: ReadState, key: Key): NeedleLocation {
@@ -87,7 +101,11 @@ export function locate(state: ReadState, key: Key): NeedleLocation {
   return location;
 }
 
-async function readHead(
+/**
+ * The needle's header and content type, checked, read on this thread: the location and the
+ * file it names are taken in one turn, so a compaction swap cannot come between them.
+ */
+function readHead(
   state: ReadState,
   key: Key,
   location: NeedleLocation,

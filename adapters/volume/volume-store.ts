@@ -18,6 +18,7 @@ import { KeyLock } from './key-lock.ts';
 import type { DirectoryLock } from './lock.ts';
 import { tombstone } from './needle.ts';
 import { markReadOnly } from './read-only-marker.ts';
+import { putReplica } from './replica-write.ts';
 import { append } from './store-append.ts';
 import { compactVolumes } from './store-compact.ts';
 import { closed } from './store-errors.ts';
@@ -37,12 +38,18 @@ export { DEFAULT_VOLUME_SIZE, type FsyncMode, type VolumeStoreOptions } from './
  * serialises what must not interleave: writes that retire a key, one compaction at a time.
  */
 export class VolumeStore implements BlobStore {
-  /** Its operator calls are its own `compact` and `setVolumeReadOnly`. */
-  readonly capabilities: StoreCapabilities = { volumes: this };
+  /** Its operator calls are its own `compact` and `setVolumeReadOnly`; replica writes too. */
+  readonly capabilities: StoreCapabilities = {
+    volumes: this,
+    replicas: {
+      putReplica: (key, cookie, input) =>
+        this.#track(() => putReplica(this.#state, this.#keys, key, cookie, input)),
+    },
+  };
   readonly #state: StoreState;
   readonly #lock: DirectoryLock;
   readonly #inFlight = new Set<Promise<unknown>>();
-  /** Writes that retire a key (delete, replace) run one at a time per key. */
+  /** Writes that look at a key first (delete, replace, a replica write): one at a time per key. */
   readonly #keys = new KeyLock();
   #compacting: Promise<unknown> = Promise.resolve();
   readonly #autoCompactor: AutoCompactor | undefined;
@@ -86,14 +93,14 @@ export class VolumeStore implements BlobStore {
   }
 
   put(input: PutInput): Promise<FileInfo> {
-    return this.#track(() => ingest(this.#state, input, undefined));
+    return this.#track(() => ingest(this.#state, input, {}));
   }
 
   replace(key: Key, input: PutInput, cookie?: number): Promise<FileInfo> {
     return this.#track(() =>
       this.#keys.run(key, async () => {
         await locateFile(this.#state, key, cookie);
-        const info = await ingest(this.#state, input, key);
+        const info = await ingest(this.#state, input, { retire: key });
         this.#autoCompactor?.poke();
         return info;
       }),
