@@ -1,12 +1,6 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  openVolumeStore,
-  type VolumeStore,
-  type VolumeStoreOptions,
-} from '../../adapters/volume/index.ts';
+import { readdir } from 'node:fs/promises';
+import { describe, expect, it } from 'vitest';
+import type { VolumeStore } from '../../adapters/volume/index.ts';
 import type { PutInput, ReplicaWriter } from '../../storage/index.ts';
 import {
   chunksOf,
@@ -17,6 +11,7 @@ import {
   streamOf,
   utf8,
 } from '../contract/helpers.ts';
+import { useVolumeStores } from '../support/volume-stores.ts';
 
 /**
  * The volume store's replica writes beyond the contract (test/contract/replicas.ts): the paths of
@@ -26,23 +21,7 @@ import {
 
 const MiB = 1024 * 1024;
 
-let dir: string;
-const stores: VolumeStore[] = [];
-
-beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'haystack-replicas-'));
-});
-
-afterEach(async () => {
-  await Promise.allSettled(stores.splice(0).map((store) => store.close()));
-  await rm(dir, { recursive: true, force: true });
-});
-
-async function open(options: Omit<VolumeStoreOptions, 'dir'> = {}): Promise<VolumeStore> {
-  const store = await openVolumeStore({ dir, ...options });
-  stores.push(store);
-  return store;
-}
+const { dir, open } = useVolumeStores('haystack-replicas-');
 
 function replicas(store: VolumeStore): ReplicaWriter {
   const writer = store.capabilities.replicas;
@@ -61,7 +40,7 @@ describe('replica writes on the volume store', () => {
     const bytes = randomBytes(2 * MiB + 5);
     const info = await replicas(store).putReplica(900, 0x1234, chunked(bytes));
     expect(info).toMatchObject({ key: 900, cookie: 0x1234, size: bytes.byteLength });
-    expect((await readdir(dir)).filter((name) => name.endsWith('.spool'))).toEqual([]);
+    expect((await readdir(dir())).filter((name) => name.endsWith('.spool'))).toEqual([]);
     const before = await store.status();
 
     expect(await replicas(store).putReplica(900, 0x1234, chunked(bytes.slice()))).toEqual(info);
