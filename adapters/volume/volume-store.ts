@@ -33,9 +33,10 @@ export { DEFAULT_VOLUME_SIZE, type FsyncMode, type VolumeStoreOptions } from './
 
 /**
  * The file-backed volume adapter of the storage port: a facade over the modules that do the
- * work (volume-open, store-read, ingest, store-append, store-compact, store-status, durability).
- * It owns the shared state, runs each operation tracked (so `close` can wait for it) and
- * serialises what must not interleave: writes that retire a key, one compaction at a time.
+ * work (volume-open, store-read, ingest, store-append, store-compact, store-status,
+ * replica-write, durability). It owns the shared state, runs each operation tracked (so `close`
+ * can wait for it) and serialises what must not interleave: writes that look at a key first,
+ * one compaction at a time.
  */
 export class VolumeStore implements BlobStore {
   /** Its operator calls are its own `compact` and `setVolumeReadOnly`; replica writes too. */
@@ -101,7 +102,7 @@ export class VolumeStore implements BlobStore {
       this.#keys.run(key, async () => {
         await locateFile(this.#state, key, cookie);
         const info = await ingest(this.#state, input, { retire: key });
-        this.#autoCompactor?.poke();
+        this.#state.garbageGrew();
         return info;
       }),
     );
@@ -113,7 +114,7 @@ export class VolumeStore implements BlobStore {
         await locateFile(this.#state, key, cookie);
         assertWritable(this.#state);
         await append(this.#state, [tombstone(key)], (offset) => [{ key, offset, length: 0 }]);
-        this.#autoCompactor?.poke();
+        this.#state.garbageGrew();
       }),
     );
   }
