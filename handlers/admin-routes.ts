@@ -87,7 +87,10 @@ export function compactVolumes(volumes: VolumeAdmin | undefined) {
   });
 }
 
-/** POST /admin/volumes/{id}/readonly: the volume takes no more appends, for good. */
+/**
+ * POST /admin/volumes/{id}/readonly: the volume takes no more appends, for good. Answers its
+ * status, with `readOnly: true` (marked by an operator) and `sealed: true` (takes no appends).
+ */
 export function markVolumeReadOnly(volumes: VolumeAdmin | undefined) {
   return factory.createHandlers(async (c) => {
     const id = parseOrBadRequest(volumeIdText, c.req.param('id'));

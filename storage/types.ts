@@ -84,6 +84,12 @@ export interface VolumeStatus {
   garbageBytes: number;
   /** garbageBytes / bytes, 0 for an empty volume. */
   garbageRatio: number;
+  /**
+   * Takes no more appends, for whatever reason: an older volume (only the newest takes appends),
+   * or one an operator marked read-only. A sealed volume is still read and may be compacted.
+   */
+  sealed: boolean;
+  /** Marked read-only by an operator (persisted as `N.readonly`); such a volume is also sealed. */
   readOnly: boolean;
 }
 

@@ -1,71 +1,10 @@
+import type { LiveSet } from './accounting.ts';
 import { indexPath } from './data-dir.ts';
-import {
-  encodeEntries,
-  type IndexEntry,
-  IndexWriter,
-  scanIndex as readIndex,
-} from './index-file.ts';
+import { encodeEntries, type IndexEntry, IndexWriter, scanIndex } from './index-file.ts';
 import { NeedleKind, TOMBSTONE_LENGTH } from './needle.ts';
-import type { NeedleMap } from './needle-map.ts';
 import { scanVolume } from './scan.ts';
-import { Volume, type VolumeCounts } from './volume.ts';
+import { Volume } from './volume.ts';
 import { SUPERBLOCK_SIZE, type VolumeFile } from './volume-file.ts';
-
-/**
- * The live set being rebuilt, volume after volume: the needle map, each volume's counts, and the
- * highest key seen (the next key must be above every key ever handed out, deleted ones included).
- */
-export class LiveSet {
-  readonly map: NeedleMap;
-  readonly counts = new Map<number, VolumeCounts>();
-  maxKey = 0;
-
-  constructor(map: NeedleMap) {
-    this.map = map;
-  }
-
-  countsOf(volume: number): VolumeCounts {
-    let counts = this.counts.get(volume);
-    if (!counts) {
-      counts = { liveNeedles: 0, liveBytes: 0, deletedNeedles: 0, deadBytes: 0 };
-      this.counts.set(volume, counts);
-    }
-    return counts;
-  }
-
-  /** Applies one index entry of `volume` (a file needle, or a tombstone when length is 0). */
-  apply(volume: number, key: number, offset: number, length: number): void {
-    if (key > this.maxKey) this.maxKey = key;
-    if (length === 0) {
-      this.retire(key);
-      return;
-    }
-    this.map.set(key, { volume, offset, length });
-    const counts = this.countsOf(volume);
-    counts.liveNeedles++;
-    counts.liveBytes += length;
-  }
-
-  /**
-   * Bytes of `volume` that no needle holds: a failed upload's void needle, a damaged region, a
-   * gap between index entries (which are only ever voids or damage). Garbage, like a deleted
-   * file: compaction leaves it out.
-   */
-  hole(volume: number, length: number): void {
-    this.countsOf(volume).deadBytes += length;
-  }
-
-  retire(key: number): void {
-    const location = this.map.get(key);
-    if (!location) return;
-    this.map.delete(key);
-    const counts = this.countsOf(location.volume);
-    counts.liveNeedles--;
-    counts.liveBytes -= location.length;
-    counts.deletedNeedles++;
-    counts.deadBytes += location.length;
-  }
-}
 
 export interface LoadReport {
   /** Entries taken from the index file. */
@@ -100,7 +39,7 @@ export async function loadVolume(
   // sound: a prefix of the index is an index that lags, which the scan below completes.
   let covered = SUPERBLOCK_SIZE;
   const volumeSize = file.size;
-  const read = await readIndex(path, file.nonce, (key, offset, length) => {
+  const read = await scanIndex(path, file.nonce, (key, offset, length) => {
     const end = offset + (length === 0 ? TOMBSTONE_LENGTH : length);
     if (offset < covered || end > volumeSize) return false;
     if (offset > covered) live.hole(file.id, offset - covered);
@@ -139,7 +78,7 @@ export async function loadVolume(
           live.hole(file.id, event.length); // a torn tail is cut off below, a damaged region stays
         }
         // A damaged needle whose header survived still used its key: never hand it out again.
-        if (event.key !== undefined && event.key > live.maxKey) live.maxKey = event.key;
+        if (event.key !== undefined) live.sawKey(event.key);
       }
     },
     { from: covered },

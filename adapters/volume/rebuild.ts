@@ -1,7 +1,7 @@
+import { LiveSet } from './accounting.ts';
 import { indexPath, listVolumes, unfinishedVolume, volumePath } from './data-dir.ts';
 import { writeFileAtomic } from './fs-util.ts';
 import { INDEX_ENTRY_SIZE, indexHeader, writeEntry } from './index-file.ts';
-import { LiveSet } from './load.ts';
 import { lockDirectory } from './lock.ts';
 import { NeedleKind } from './needle.ts';
 import { PackedNeedleMap } from './packed-needle-map.ts';

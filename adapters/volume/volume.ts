@@ -1,4 +1,5 @@
 import { StoreError } from '../../storage/index.ts';
+import type { VolumeCounts } from './accounting.ts';
 import { type Deferred, deferred, GroupCommit } from './group-commit.ts';
 import {
   encodeEntries,
@@ -29,17 +30,6 @@ export interface Slot {
   readonly length: number;
   /** Encoded index entries once the write is durable; null if it failed; undefined while open. */
   entries: Buffer | null | undefined;
-}
-
-export interface VolumeCounts {
-  liveNeedles: number;
-  liveBytes: number;
-  deletedNeedles: number;
-  /**
-   * What compaction reclaims: bytes of this volume's file needles deleted or replaced since, and
-   * space no needle holds (uploads that failed after reserving it, damaged regions).
-   */
-  deadBytes: number;
 }
 
 /**

@@ -278,7 +278,7 @@ export class CompactionCycle {
     const volumes = await this.#volumes();
     const pick = (): number | undefined => {
       const roll = rng.next();
-      const writable = volumes.find((v) => !v.readOnly) ?? volumes.at(-1);
+      const writable = volumes.find((v) => !v.sealed) ?? volumes.at(-1);
       if (roll < 0.35 || !writable) return undefined;
       if (roll < 0.55) return writable.id;
       // The volume with the most garbage, or any with some (most hold a few tombstones).
@@ -290,13 +290,13 @@ export class CompactionCycle {
     return rng.chance(0.3) ? [pick(), pick()] : [pick()];
   }
 
-  async #volumes(): Promise<Array<{ id: number; garbageBytes: number; readOnly: boolean }>> {
+  async #volumes(): Promise<Array<{ id: number; garbageBytes: number; sealed: boolean }>> {
     try {
       const res = await fetch(`${this.#context.url}/status`, {
         signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
       });
       const status = (await res.json()) as {
-        volumes?: Array<{ id: number; garbageBytes: number; readOnly: boolean }>;
+        volumes?: Array<{ id: number; garbageBytes: number; sealed: boolean }>;
       };
       return status.volumes ?? [];
     } catch {

@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { type BlobStore, MAX_KEY, type PutInput, type ReplicaWriter } from '../../storage/index.ts';
+import { MAX_KEY, type PutInput, type ReplicaWriter } from '../../storage/index.ts';
 import type { StoreContext, StoreFixture } from './describe-store.ts';
 import {
   chunksOf,

@@ -144,7 +144,7 @@ describe('haystack start: --read-only, --require-cookie, --admin-token', () => {
       headers: { authorization: `Bearer ${TOKEN}` },
     });
     expect(marked.status).toBe(200);
-    expect(await marked.json()).toMatchObject({ id: 1, readOnly: true });
+    expect(await marked.json()).toMatchObject({ id: 1, sealed: true, readOnly: true });
     const second = await postFile(url, randomBody(100));
     expect((second.json as { volume?: number }).volume).toBeGreaterThan(1);
     await expectFile(url, first);

@@ -249,7 +249,7 @@ describe('POST /admin/volumes/{id}/readonly on the volume store', () => {
     const res = await app.request('/admin/volumes/1/readonly', { method: 'POST', headers: AUTH });
     expect(res.status).toBe(200);
     const status = (await res.json()) as VolumeStatus;
-    expect(status).toMatchObject({ id: 1, readOnly: true, liveNeedles: 1 });
+    expect(status).toMatchObject({ id: 1, sealed: true, readOnly: true, liveNeedles: 1 });
 
     const after = await upload(app, 'in a new volume');
     expect(after.volume).toBeGreaterThan(1);
@@ -257,13 +257,18 @@ describe('POST /admin/volumes/{id}/readonly on the volume store', () => {
     expect(await (await app.request(`/file/${after.key}`)).text()).toBe('in a new volume');
 
     const list = (await (await app.request('/status')).json()) as { volumes: VolumeStatus[] };
-    expect(list.volumes.find((v) => v.id === 1)?.readOnly).toBe(true);
+    expect(list.volumes.find((v) => v.id === 1)).toMatchObject({ sealed: true, readOnly: true });
+    // The new writable volume takes appends and was marked by nobody.
+    expect(list.volumes.find((v) => v.id === after.volume)).toMatchObject({
+      sealed: false,
+      readOnly: false,
+    });
     expect(list.volumes.map((v) => v.id)).toContain(after.volume);
 
     // Again: still read-only, still 200.
     const again = await app.request('/admin/volumes/1/readonly', { method: 'POST', headers: AUTH });
     expect(again.status).toBe(200);
-    expect(await again.json()).toMatchObject({ id: 1, readOnly: true });
+    expect(await again.json()).toMatchObject({ id: 1, sealed: true, readOnly: true });
   });
 
   it('answers 404 for an unknown volume and 400 for a bad id', async () => {

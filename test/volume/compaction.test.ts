@@ -100,7 +100,7 @@ describe('compaction', () => {
     const after = await store.status();
     expect(after.volumes[0]?.garbageBytes).toBeLessThan(before.garbageBytes / 10);
     // Mostly garbage: compacted in place, appends waiting for the copy, no new volume.
-    expect(after.volumes.map((v) => v.readOnly)).toEqual([false]);
+    expect(after.volumes.map((v) => v.sealed)).toEqual([false]);
     await expectModel(store, model);
 
     const next = await store.put({ body: Buffer.from('after compaction') });

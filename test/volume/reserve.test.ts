@@ -1,13 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  openVolumeStore,
-  type VolumeStore,
-  type VolumeStoreOptions,
-} from '../../adapters/volume/index.ts';
+import { describe, expect, it } from 'vitest';
+import type { VolumeStore } from '../../adapters/volume/index.ts';
+import { useVolumeStores } from '../support/volume-stores.ts';
 
 /**
  * Uploads of declared length over 1 MiB stream into space reserved up front in the writable
@@ -18,29 +14,7 @@ import {
 const MiB = 1024 * 1024;
 const SUPERBLOCK = 32;
 
-let dir: string;
-const stores: VolumeStore[] = [];
-
-beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'haystack-reserve-'));
-});
-
-afterEach(async () => {
-  await Promise.allSettled(stores.splice(0).map((store) => store.close()));
-  await rm(dir, { recursive: true, force: true });
-});
-
-async function open(options: Omit<VolumeStoreOptions, 'dir'> = {}): Promise<VolumeStore> {
-  const store = await openVolumeStore({ dir, ...options });
-  stores.push(store);
-  return store;
-}
-
-async function reopen(store: VolumeStore, options?: Omit<VolumeStoreOptions, 'dir'>) {
-  await store.close();
-  stores.splice(stores.indexOf(store), 1);
-  return open(options);
-}
+const { dir, open, reopen } = useVolumeStores('haystack-reserve-');
 
 /** A body that sends a few bytes, then waits until `fail` ends it as a client going away. */
 function abortedBody(): { body: ReadableStream<Uint8Array>; fail: () => void } {
@@ -68,7 +42,7 @@ function startAborted(store: VolumeStore, length: number) {
 }
 
 async function volumeFiles(): Promise<string[]> {
-  return (await readdir(dir)).filter((name) => name.endsWith('.dat'));
+  return (await readdir(dir())).filter((name) => name.endsWith('.dat'));
 }
 
 async function bytesOf(store: VolumeStore, key: number): Promise<Buffer> {
@@ -103,7 +77,7 @@ describe('space reserved by uploads that never arrive', () => {
     await expectHole(store);
     // ...and without it (the scan finds the void needle).
     await store.close();
-    await rm(join(dir, '1.idx'));
+    await rm(join(dir(), '1.idx'));
     store = await open();
     await expectHole(store);
 
@@ -133,7 +107,7 @@ describe('space reserved by uploads that never arrive', () => {
     expect(reserved).toBeLessThanOrEqual(8 * MiB);
     await Promise.all(uploads.map((upload) => upload.abort()));
     expect(await volumeFiles()).toEqual(['1.dat']);
-    expect((await readdir(dir)).filter((name) => name.endsWith('.spool'))).toEqual([]);
+    expect((await readdir(dir())).filter((name) => name.endsWith('.spool'))).toEqual([]);
     // The holes left behind are counted, and compaction takes them away.
     const status = await store.status();
     expect(status.garbageBytes).toBe(status.bytes - SUPERBLOCK);
@@ -151,7 +125,7 @@ describe('space reserved by uploads that never arrive', () => {
     const long = store.put({ body: new Blob([bytes]).stream(), length: bytes.byteLength - 1 });
     await expect(long).rejects.toMatchObject({ code: 'bad_request' });
     expect((await store.status()).liveNeedles).toBe(1);
-    expect((await readdir(dir)).filter((name) => name.endsWith('.spool'))).toEqual([]);
+    expect((await readdir(dir())).filter((name) => name.endsWith('.spool'))).toEqual([]);
   });
 
   it('an attacker repeating forever never makes the store start a second volume', async () => {
@@ -193,7 +167,7 @@ describe('space reserved by uploads that never arrive', () => {
     await store.delete(first);
     const status = await store.status();
     expect(status.volumes.length).toBeGreaterThan(1);
-    expect(status.volumes.slice(0, -1).every((v) => v.readOnly)).toBe(true);
+    expect(status.volumes.slice(0, -1).every((v) => v.sealed)).toBe(true);
     const [report] = await store.compact();
     expect(report?.volume).toBe(1);
   });

@@ -46,10 +46,12 @@ describe('volume rollover', () => {
 
     const status = await store.status();
     expect(status.volumes.length).toBeGreaterThan(5);
-    expect(status.volumes.map((v) => v.readOnly)).toEqual([
+    expect(status.volumes.map((v) => v.sealed)).toEqual([
       ...status.volumes.slice(1).map(() => true),
       false,
     ]);
+    // Sealed because they are older, not because an operator marked them.
+    expect(status.volumes.every((v) => !v.readOnly)).toBe(true);
     for (const volume of status.volumes.slice(0, -2)) {
       expect(volume.bytes).toBeLessThanOrEqual(VOLUME_SIZE);
     }
@@ -96,5 +98,23 @@ describe('volume rollover', () => {
     const info = await reopened.put({ body: randomBytes(10) });
     expect(info.volume).toBe(before);
     expect((await stat(join(dir, `${before}.dat`))).size).toBeLessThanOrEqual(VOLUME_SIZE);
+  });
+
+  it('status tells a sealed volume from one an operator marked read-only, across a restart', async () => {
+    const store = await open();
+    await store.put({ body: randomBytes(3000) });
+    await store.put({ body: randomBytes(3000) }); // does not fit: volume 2 takes it
+    expect((await store.setVolumeReadOnly(2)).readOnly).toBe(true);
+    await store.put({ body: randomBytes(10) }); // volume 2 is marked: volume 3 takes it
+    const pick = (s: Awaited<ReturnType<VolumeStore['status']>>) =>
+      s.volumes.map(({ id, sealed, readOnly }) => ({ id, sealed, readOnly }));
+    const expected = [
+      { id: 1, sealed: true, readOnly: false },
+      { id: 2, sealed: true, readOnly: true },
+      { id: 3, sealed: false, readOnly: false },
+    ];
+    expect(pick(await store.status())).toEqual(expected);
+    await store.close();
+    expect(pick(await (await open()).status())).toEqual(expected);
   });
 });
