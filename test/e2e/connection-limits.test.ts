@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { closedOf, openSocket } from '../support/attacks.ts';
+import { closedOf } from '../support/attacks.ts';
 import { useCli } from '../support/cli.ts';
-import { connect } from '../support/raw-http.ts';
+import { connect, openSocket } from '../support/raw-http.ts';
 
 const MAX_CONNECTIONS = 20;
 

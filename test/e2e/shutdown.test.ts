@@ -3,7 +3,7 @@ import { STOPPED, useCli } from '../support/cli.ts';
 import {
   deleteFile,
   expectFile,
-  expectGone,
+  expectKept,
   getStatus,
   postFile,
   putFile,
@@ -27,8 +27,8 @@ describe('haystack start: stopping', () => {
       files.push(await postFile(url, randomBody((i * 7919) % 70_000), types[i % types.length]));
     }
     files.push(await postFile(url, new Uint8Array(0), 'text/plain'));
-    const [gone, old] = files.splice(3, 2) as [SentFile, SentFile];
-    await deleteFile(url, gone.key);
+    const [retired, old] = files.splice(3, 2) as [SentFile, SentFile];
+    await deleteFile(url, retired.key);
     const replacement = await putFile(url, old.key, randomBody(1234), 'image/webp');
     files.push(replacement);
     // The highest key ever handed out is then retired: the next key must still be above it.
@@ -41,14 +41,10 @@ describe('haystack start: stopping', () => {
     expect(exit.stdout).toMatch(new RegExp(STOPPED.source, 'm'));
     expect(exit.stderr).not.toMatch(/\n\s+at /); // no stack trace
 
+    expect(before.liveNeedles).toBe(files.length);
     const second = await cli.start(dir);
-    for (const file of files) await expectFile(second.url, file);
-    for (const key of [gone.key, old.key, last.key]) await expectGone(second.url, key);
-    const after = await getStatus(second.url);
-    expect(after.liveNeedles).toBe(before.liveNeedles);
-    expect(after.liveNeedles).toBe(files.length);
-    const next = await postFile(second.url, randomBody(1), 'text/plain');
-    expect(next.key).toBeGreaterThan(last.key);
+    const gone = [retired.key, old.key, last.key];
+    await expectKept(second.url, { live: files, gone, before, lastKey: last.key });
   });
 
   it('lets a request in flight finish, refuses new connections, then exits 0', async () => {

@@ -1,24 +1,10 @@
-import net from 'node:net';
+import type net from 'node:net';
+import { openSocket } from './raw-http.ts';
 
 /**
  * Clients that misbehave on purpose, over raw sockets: what an attacker does to the connection
  * layer, which no polite HTTP client can be made to do.
  */
-
-/** Opens a TCP connection to `url` and resolves once it is connected. */
-export function openSocket(url: string): Promise<net.Socket> {
-  const { hostname, port } = new URL(url);
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: hostname, port: Number(port) });
-    socket.once('error', reject);
-    socket.once('connect', () => {
-      socket.off('error', reject);
-      // The server may reset it: that is the point of most of these tests.
-      socket.on('error', () => {});
-      resolve(socket);
-    });
-  });
-}
 
 /**
  * Resolves once `socket` is closed, whoever closed it. Reads (and drops) what is left to read:

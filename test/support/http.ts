@@ -124,3 +124,23 @@ export async function eachLimited<T>(
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
+
+/**
+ * What a restart (or an index rebuild) must keep: every live file byte-exact with its type,
+ * every retired key gone, the same live count as `before`, and the next key above `lastKey`.
+ * Answers each live file's ETag, by key.
+ */
+export async function expectKept(
+  url: string,
+  kept: { live: readonly SentFile[]; gone: readonly number[]; before: StatusJson; lastKey: number },
+): Promise<Map<number, string | null>> {
+  const etags = new Map<number, string | null>();
+  for (const file of kept.live) etags.set(file.key, await expectFile(url, file));
+  for (const key of kept.gone) await expectGone(url, key);
+  const after = await getStatus(url);
+  expect(after.liveNeedles).toBe(kept.before.liveNeedles);
+  expect(after.liveBytes).toBe(kept.before.liveBytes);
+  const next = await postFile(url, randomBody(1), 'text/plain');
+  expect(next.key).toBeGreaterThan(kept.lastKey);
+  return etags;
+}

@@ -27,14 +27,23 @@ export interface RawConnection {
   abort(): void;
 }
 
-export function connect(url: string): Promise<RawConnection> {
+export async function connect(url: string): Promise<RawConnection> {
+  return wrap(await openSocket(url));
+}
+
+/**
+ * A plain TCP connection to `url`, resolved once connected. Errors after that (the server may
+ * reset it: that is the point of many of these tests) are swallowed; watch 'close' instead.
+ */
+export function openSocket(url: string): Promise<net.Socket> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host: hostname, port: Number(port) });
     socket.once('error', reject);
     socket.once('connect', () => {
       socket.off('error', reject);
-      resolve(wrap(socket));
+      socket.on('error', () => {});
+      resolve(socket);
     });
   });
 }
@@ -52,8 +61,6 @@ function wrap(socket: net.Socket): RawConnection {
     received += chunk.length;
     poke();
   });
-  // After a hang-up the server may still reset the connection: not an error for these tests.
-  socket.on('error', () => {});
   const closed = new Promise<void>((resolve) => {
     socket.once('close', () => {
       ended = true;
