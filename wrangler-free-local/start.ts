@@ -1,5 +1,5 @@
-import type { Config } from './config.ts';
 import { describeError } from './errors.ts';
+import type { Config } from './options.ts';
 import { type RunningServer, startServer } from './serve.ts';
 import { onStopSignals, signalExitCode } from './signals.ts';
 
