@@ -1,4 +1,4 @@
-import { readFile, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { repoRoot, useCli } from '../support/cli.ts';
@@ -223,5 +223,59 @@ describe('haystack: command line and environment', () => {
     expect(second.code).toBe(1);
     expect(second.stderr).toMatch(new RegExp(`port ${port}.*in use`));
     expect(second.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('a start that cannot listen leaves no new data directory behind, and an old one as it was', async () => {
+    const first = await cli.start(await cli.tempDir());
+    const port = new URL(first.url).port;
+    const parent = await cli.tempDir();
+    const fresh = path.join(parent, 'new', 'deeper');
+    const empty = path.join(parent, 'empty');
+    const used = path.join(parent, 'used');
+    await mkdir(empty);
+    await mkdir(used);
+    await writeFile(path.join(used, 'notes.txt'), 'kept');
+    const runs = await Promise.all([
+      cli.run(['start', '--data', fresh, '--port', port]),
+      // TEST-NET-1 (RFC 5737): never an address of this machine, and no DNS lookup.
+      cli.run([
+        'start',
+        '--data',
+        path.join(parent, 'other'),
+        '--host',
+        '192.0.2.1',
+        '--port',
+        '0',
+      ]),
+      cli.run(['start', '--data', empty, '--port', port]),
+      cli.run(['start', '--data', used, '--port', port]),
+    ]);
+    for (const run of runs) {
+      expect(run.code, run.stderr).toBe(1);
+      expect(run.stderr).toMatch(/^haystack: cannot start: cannot listen on /);
+    }
+    expect((await readdir(parent)).sort()).toEqual(['empty', 'used']);
+    expect(await readdir(empty)).toEqual([]);
+    // A directory that held something keeps it (and the volume the store made there).
+    expect(await readdir(used)).toContain('notes.txt');
+    expect(await readFile(path.join(used, 'notes.txt'), 'utf8')).toBe('kept');
+  });
+
+  it('start on a data path that is a regular file says so, exit 1, and changes nothing', async () => {
+    const dir = await cli.tempDir();
+    const file = path.join(dir, 'a-file');
+    await writeFile(file, 'not a data directory');
+    const [onFile, under] = await Promise.all([
+      cli.run(['start', '--data', file, '--port', '0']),
+      cli.run(['start', '--data', path.join(file, 'data'), '--port', '0']),
+    ]);
+    expect(onFile.code).toBe(1);
+    expect(onFile.stderr).toBe(`haystack: cannot start ${file}: not a directory\n`);
+    expect(under.code).toBe(1);
+    expect(under.stderr).toBe(
+      `haystack: cannot start ${path.join(file, 'data')}: ${file} is not a directory\n`,
+    );
+    expect(await readFile(file, 'utf8')).toBe('not a data directory');
+    expect(await readdir(dir)).toEqual(['a-file']);
   });
 });
