@@ -67,8 +67,9 @@ export function parseCommandLine(
     } else if (token.value === undefined) {
       error = `${raw} needs a value`;
     } else if (!token.inlineValue && token.value.startsWith('-')) {
-      // `--data --port 1`: parseArgs took the next option as the value.
-      error = `${raw} needs a value, got the option ${token.value} (write ${raw}=${token.value} if that is the value)`;
+      // `--data --port 1`: parseArgs took the next option as the value. Not echoed: it may be
+      // a token that starts with -.
+      error = `${raw} needs a value (write ${raw}=VALUE for one that starts with -)`;
     }
     problem ??= error;
     if (name && spec) flags.set(name, { raw, value: token.value ?? 'true' });

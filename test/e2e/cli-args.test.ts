@@ -62,7 +62,12 @@ describe('haystack: command line and environment', () => {
       [['start', '--read-only=true'], '--read-only is a switch and takes no value'],
       [
         ['start', '--host', '--port', '0'],
-        '--host needs a value, got the option --port (write --host=--port if that is the value)',
+        '--host needs a value (write --host=VALUE for one that starts with -)',
+      ],
+      // Not echoed: a token may start with -.
+      [
+        ['start', '--admin-token', '-secret-token-1234567890'],
+        '--admin-token needs a value (write --admin-token=VALUE for one that starts with -)',
       ],
       [['reload', '--port', '1'], 'reload does not take --port'],
       [['verify', '--read-only'], 'verify does not take --read-only'],
