@@ -1,36 +1,29 @@
 #!/usr/bin/env node
-import { parseCommandLine } from './config.ts';
-import { usage } from './usage.ts';
+import { parseCommandLine } from './command-line.ts';
 
 /**
- * `haystack <command> [options]`. Exit status: 0 done, 1 failed, 2 bad command line (with the
- * usage on stderr); `help` prints the usage on stdout.
+ * `haystack <command> [options]`. Exit status: 0 done, 1 failed, 2 bad command line (its reason
+ * on stderr); `--help` prints the usage and `--version` the version, on stdout.
  */
 const commandLine = parseCommandLine(process.argv.slice(2), process.env);
 
 switch (commandLine.action) {
-  case 'help':
+  case 'help': {
+    const { usage } = await import('./usage.ts');
     process.stdout.write(usage);
     break;
+  }
+  case 'version': {
+    const { packageVersion } = await import('./version.ts');
+    process.stdout.write(`haystack ${await packageVersion()}\n`);
+    break;
+  }
   case 'usage-error':
-    process.stderr.write(`haystack: ${commandLine.message}\n\n${usage}`);
+    // The reason alone: the whole usage would push it off the screen.
+    process.stderr.write(`haystack: ${commandLine.message}\nsee haystack --help\n`);
     process.exitCode = 2;
     break;
-  // The store and the app load only for the command that needs them: help and usage errors
-  // stay fast and work even where they could not load.
   case 'run':
-    if (commandLine.command === 'start') {
-      const { runStart } = await import('./start.ts');
-      await runStart(commandLine.config);
-    } else if (commandLine.command === 'compact') {
-      const { runCompact } = await import('./compact.ts');
-      await runCompact(commandLine.config);
-    } else if (commandLine.command === 'verify') {
-      const { runVerify } = await import('./verify.ts');
-      await runVerify(commandLine.config);
-    } else {
-      const { runReload } = await import('./reload.ts');
-      await runReload(commandLine.config);
-    }
+    await commandLine.command.run(commandLine.config);
     break;
 }

@@ -1,16 +1,18 @@
 import path from 'node:path';
 import { openVolumeStore } from '../adapters/volume/index.ts';
 import { isStoreError } from '../storage/index.ts';
-import type { Config } from './config.ts';
 import { existingDataDirProblem } from './data-dir.ts';
 import { describeError } from './errors.ts';
+import type { Config } from './options.ts';
 
 /**
  * `haystack compact`: rewrites every volume that holds deleted or replaced needles, with the
  * server stopped (a running server compacts online through `POST /admin/compact`). Prints one line
  * per volume; exits 0 when done, 1 when it failed.
  */
-export async function runCompact(config: Config): Promise<void> {
+export async function runCompact(
+  config: Pick<Config, 'data' | 'fsync' | 'volumeSize'>,
+): Promise<void> {
   const dir = path.resolve(config.data);
   const fail = (message: string) => {
     process.stderr.write(`haystack: cannot compact ${dir}: ${message}\n`);

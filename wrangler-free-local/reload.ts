@@ -5,9 +5,9 @@ import {
   rebuildIndexes,
 } from '../adapters/volume/index.ts';
 import { isStoreError } from '../storage/index.ts';
-import type { Config } from './config.ts';
 import { existingDataDirProblem } from './data-dir.ts';
 import { describeError } from './errors.ts';
+import type { Config } from './options.ts';
 
 /** How often the progress line is rewritten, at most. */
 const PROGRESS_EVERY_MS = 100;
@@ -17,7 +17,7 @@ const PROGRESS_EVERY_MS = 100;
  * rewritten in place, only when stderr is a terminal; the summary goes to stdout. Exits 0 when the
  * rebuild is done, even with corrupt needles skipped (they are listed), 1 when it failed.
  */
-export async function runReload(config: Config): Promise<void> {
+export async function runReload(config: Pick<Config, 'data'>): Promise<void> {
   const dir = path.resolve(config.data);
   const fail = (message: string) => {
     process.stderr.write(`haystack: cannot reload ${dir}: ${message}\n`);

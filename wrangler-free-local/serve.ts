@@ -5,7 +5,6 @@ import { getRequestListener } from '@hono/node-server';
 import { openVolumeStore } from '../adapters/volume/index.ts';
 import { createApp } from '../handlers/index.ts';
 import { answerClientErrors, answerMissingHost, lacksRequiredHost } from './client-errors.ts';
-import type { Config } from './config.ts';
 import {
   applyConnectionLimits,
   type ConnectionLimits,
@@ -14,6 +13,7 @@ import {
 import { watchConnections } from './connections.ts';
 import { type DrainResult, requestTracker } from './drain.ts';
 import { describeError, UserError } from './errors.ts';
+import type { Config } from './options.ts';
 
 export interface RunningServer {
   /** Where it listens, with the actual port (the one the OS picked for `--port 0`). */

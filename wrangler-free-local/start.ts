@@ -1,5 +1,7 @@
-import type { Config } from './config.ts';
+import path from 'node:path';
+import { startDataDir, undoFailedStart } from './data-dir.ts';
 import { describeError } from './errors.ts';
+import type { Config } from './options.ts';
 import { type RunningServer, startServer } from './serve.ts';
 import { onStopSignals, signalExitCode } from './signals.ts';
 
@@ -10,6 +12,13 @@ const log = (line: string) => process.stderr.write(`haystack: ${line}\n`);
  * SIGTERM. The process exits 0 after a clean stop, 1 when it cannot start or stop cleanly.
  */
 export async function runStart(config: Config): Promise<void> {
+  const dir = path.resolve(config.data);
+  const found = await startDataDir(dir);
+  if ('problem' in found) {
+    log(`cannot start ${dir}: ${found.problem}`);
+    process.exitCode = 1;
+    return;
+  }
   const starting = startServer(config, log);
 
   let opened: RunningServer | undefined;
@@ -57,6 +66,8 @@ export async function runStart(config: Config): Promise<void> {
     opened = await starting;
   } catch (err) {
     log(`cannot start: ${describeError(err)}`);
+    // A start that failed (port in use, bad host) leaves nothing behind.
+    await undoFailedStart(dir, found);
     process.exitCode = 1;
     return;
   }

@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { type VerifyReport, verifyDataDir } from '../adapters/volume/index.ts';
-import type { Config } from './config.ts';
 import { existingDataDirProblem } from './data-dir.ts';
 import { describeError } from './errors.ts';
+import type { Config } from './options.ts';
 import { formatBytes } from './reload.ts';
 
 /**
@@ -11,7 +11,7 @@ import { formatBytes } from './reload.ts';
  * The summary goes to stdout. Exit status: 0 clean (notes such as a lagging index are fine),
  * 1 problems found or the check could not run.
  */
-export async function runVerify(config: Config): Promise<void> {
+export async function runVerify(config: Pick<Config, 'data'>): Promise<void> {
   const dir = path.resolve(config.data);
   const fail = (message: string) => {
     process.stderr.write(`haystack: cannot verify ${dir}: ${message}\n`);
