@@ -9,13 +9,21 @@
  *   needle codec, in big sequential writes) and its matching `.idx`, then times
  *   `openVolumeStore` on it, from the call until it resolves, ready to serve (and the same load
  *   with a JS Map, where it fits). The files are in the page cache, as after a restart.
+ * - RSS of a real server: for each of two or more fill levels (default 1M and 4M needles), the
+ *   same kind of data directory, then `haystack start` on it in a child process (the CLI as
+ *   `npm start` runs it, plus bench/rss-probe.ts, which runs a GC on SIGUSR2); once it listens,
+ *   its VmRSS from /proc/<pid>/status before and after that GC, and the heap figures the probe
+ *   prints. The slope between fill levels (bytes of RSS per added needle) is what a needle
+ *   really costs the process, fixed start-up costs cancelled out; printed next to the heap's.
  *
  * Options: --sizes 1M,10M,50M   --startup-sizes (default: --sizes; `none` to skip)
+ *          --rss-sizes 1M,4M (at least two; `none` to skip)
  *          --lookups 2M (random gets timed per map)   --tmpdir DIR (default: the OS temp dir)
  *          --keep-data (keep the start-up data dirs and print how to profile their loading)
  */
+import { spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { mkdtemp, open, rm } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,6 +44,7 @@ import {
   machineLine,
   parseArgs,
   parseCount,
+  ROOT,
   runChild,
   table,
   usedMemory,
@@ -205,6 +214,203 @@ async function writeDataDir(dir: string, count: number): Promise<void> {
   }
 }
 
+/** What a restarted server's process holds, read from outside, and its heap after a GC. */
+interface RssSample {
+  /** VmRSS once it listens, and again after the GC the probe ran (bytes). */
+  rssBefore: number;
+  rss: number;
+  /** RssAnon after the GC: RSS without the mapped binary and libraries. */
+  rssAnon: number;
+  /** Of that, resident bytes of the brk heap (glibc malloc's main arena: array buffers). */
+  brkHeap: number;
+  /** From the probe, after the GC: heap used + array buffers, and the heap V8 reserved. */
+  heapUsed: number;
+  heapTotal: number;
+  arrayBuffers: number;
+  startS: number;
+}
+
+async function procStatus(pid: number): Promise<Map<string, number>> {
+  const fields = new Map<string, number>();
+  for (const line of (await readFile(`/proc/${pid}/status`, 'utf8')).split('\n')) {
+    const match = /^(\w+):\s+(\d+) kB$/.exec(line);
+    if (match) fields.set(match[1] as string, Number(match[2]) * 1024);
+  }
+  return fields;
+}
+
+/** Resident bytes of the `[heap]` mapping (brk), from /proc/<pid>/smaps. */
+async function brkHeapRss(pid: number): Promise<number> {
+  const smaps = await readFile(`/proc/${pid}/smaps`, 'utf8');
+  let inHeap = false;
+  let rss = 0;
+  for (const line of smaps.split('\n')) {
+    if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) inHeap = line.endsWith('[heap]');
+    else if (inHeap && line.startsWith('Rss:')) rss += Number(/(\d+)/.exec(line)?.[1]) * 1024;
+  }
+  return rss;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Starts `haystack start` on `dir` (the CLI from source, as `npm start` runs it, plus the GC
+ * probe), waits until it listens, checks it serves `count` needles, and samples its memory.
+ */
+async function serverRss(dir: string, count: number): Promise<RssSample> {
+  const started = performance.now();
+  const child = spawn(
+    process.execPath,
+    [
+      '--expose-gc',
+      '--import',
+      'tsx',
+      '--import',
+      './bench/rss-probe.ts',
+      'wrangler-free-local/cli.ts',
+      'start',
+      '--data',
+      dir,
+      '--port',
+      '0',
+    ],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const pid = child.pid as number;
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8').on('data', (text: string) => {
+    out += text;
+  });
+  child.stderr.setEncoding('utf8').on('data', (text: string) => {
+    err += text;
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      const check = setInterval(() => {
+        const match = /haystack listening on (\S+)/.exec(out);
+        if (match) {
+          clearInterval(check);
+          resolve(match[1] as string);
+        } else if (child.exitCode !== null) {
+          clearInterval(check);
+          reject(new Error(`haystack start exited ${child.exitCode}:\n${out}${err}`));
+        }
+      }, 20);
+    });
+    const startS = (performance.now() - started) / 1000;
+    const status = (await (await fetch(`${url}/status`)).json()) as { liveNeedles: number };
+    if (status.liveNeedles !== count) {
+      throw new Error(`the server sees ${status.liveNeedles} live needles, not ${count}`);
+    }
+    for (const key of [1, count, 1 + randomInt(count)]) {
+      const response = await fetch(`${url}/file/${key}`);
+      await response.arrayBuffer();
+      if (response.status !== 200) throw new Error(`GET /file/${key}: ${response.status}`);
+    }
+    await sleep(1000);
+    const rssBefore = (await procStatus(pid)).get('VmRSS') ?? 0;
+    const probed = err.length;
+    child.kill('SIGUSR2');
+    let line: RegExpExecArray | null = null;
+    for (let waited = 0; !line && waited < 30_000; waited += 20) {
+      await sleep(20);
+      line = /rss-probe (\{.*\})\n/.exec(err.slice(probed));
+    }
+    if (!line) throw new Error(`the probe did not answer:\n${err}`);
+    const heap = JSON.parse(line[1] as string) as {
+      heapUsed: number;
+      heapTotal: number;
+      arrayBuffers: number;
+    };
+    await sleep(500);
+    const after = await procStatus(pid);
+    return {
+      rssBefore,
+      rss: after.get('VmRSS') ?? 0,
+      rssAnon: after.get('RssAnon') ?? 0,
+      brkHeap: await brkHeapRss(pid),
+      heapUsed: heap.heapUsed,
+      heapTotal: heap.heapTotal,
+      arrayBuffers: heap.arrayBuffers,
+      startS,
+    };
+  } finally {
+    child.kill('SIGTERM');
+    await exited;
+  }
+}
+
+async function rssSection(sizes: readonly number[], tmp: string): Promise<void> {
+  const samples: Array<{ count: number; sample: RssSample }> = [];
+  for (const count of sizes) {
+    const dir = await mkdtemp(path.join(tmp, 'haystack-bench-rss-'));
+    try {
+      progress(`server RSS, ${countLabel(count)} needles: writing the data dir`);
+      await writeDataDir(dir, count);
+      progress(`server RSS, ${countLabel(count)} needles: haystack start`);
+      samples.push({ count, sample: await serverRss(dir, count) });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+  const MB = 1e6;
+  const rows: string[][] = [
+    [
+      'needles',
+      'start s',
+      'RSS MB',
+      'after GC',
+      'anon',
+      'brk heap',
+      'heap used + AB MB',
+      'heap total',
+      'array buffers',
+    ],
+  ];
+  for (const { count, sample: s } of samples) {
+    rows.push([
+      countLabel(count),
+      fmt(s.startS, 2),
+      fmt(s.rssBefore / MB, 1),
+      fmt(s.rss / MB, 1),
+      fmt(s.rssAnon / MB, 1),
+      fmt(s.brkHeap / MB, 1),
+      fmt((s.heapUsed + s.arrayBuffers) / MB, 1),
+      fmt(s.heapTotal / MB, 1),
+      fmt(s.arrayBuffers / MB, 1),
+    ]);
+  }
+  console.log(
+    'server RSS: haystack start (CLI from source, tsx) on a data dir of N zero-byte files; VmRSS ' +
+      'once it listens and after a GC (SIGUSR2 to bench/rss-probe.ts), RssAnon and the brk heap ' +
+      'after it; heap used + array buffers as the process reports them after the GC',
+  );
+  console.log(table(rows));
+  const slopes: string[][] = [
+    ['from', 'to', 'RSS B/needle', 'after GC', 'anon', 'heap + AB B/needle', 'all told at top'],
+  ];
+  for (let i = 1; i < samples.length; i++) {
+    const a = samples[i - 1] as { count: number; sample: RssSample };
+    const b = samples[i] as { count: number; sample: RssSample };
+    const added = b.count - a.count;
+    const per = (f: (s: RssSample) => number) => fmt((f(b.sample) - f(a.sample)) / added, 1);
+    slopes.push([
+      countLabel(a.count),
+      countLabel(b.count),
+      per((s) => s.rssBefore),
+      per((s) => s.rss),
+      per((s) => s.rssAnon),
+      per((s) => s.heapUsed + s.arrayBuffers),
+      fmt(b.sample.rss / b.count, 1),
+    ]);
+  }
+  console.log('slope: bytes per added needle between fill levels (the fixed cost cancels out)');
+  console.log(table(slopes));
+  console.log('');
+}
+
 function progress(what: string): void {
   process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${what}\n`);
 }
@@ -232,6 +438,14 @@ async function main(): Promise<void> {
   const lookups = parseCount(String(args.get('lookups') ?? '2M'));
   const tmp = String(args.get('tmpdir') ?? os.tmpdir());
   const keepData = args.get('keep-data') === true;
+  const rssArg = args.get('rss-sizes');
+  const rssSizes =
+    rssArg === false || rssArg === 'none'
+      ? []
+      : String(typeof rssArg === 'string' ? rssArg : '1M,4M')
+          .split(',')
+          .map(parseCount);
+  if (rssSizes.length === 1) throw new Error('--rss-sizes needs two fill levels or more');
 
   console.log(`bench:index  ${new Date().toISOString()}`);
   console.log(machineLine());
@@ -350,6 +564,7 @@ async function main(): Promise<void> {
     console.log(table(rows));
     console.log('');
   }
+  if (rssSizes.length > 0) await rssSection(rssSizes, tmp);
   console.log(loadLine());
 }
 
