@@ -2,15 +2,22 @@ import { NEEDLE_ALIGNMENT } from './needle.ts';
 import type { NeedleLocation, NeedleMap } from './needle-map.ts';
 
 /**
- * The needle map in typed arrays: 14 bytes per needle, no object per entry, no limit at 2^24
- * entries (a JS Map's cap).
+ * The needle map in typed arrays: 8 bytes per needle where keys are dense, one volume fills a
+ * chunk and needles are under 512 KiB (the usual case), at most 14 otherwise; no object per
+ * entry, no limit at 2^24 entries (a JS Map's cap).
  *
  * Keys are kept sorted in chunks of at most `chunkCapacity` slots. A chunk is one ArrayBuffer
- * holding, per slot, the key as a 32-bit delta from the chunk's base key, the needle's offset / 8
- * and length / 8 (u32 each, as in the index file) and its volume as a u16 index into a small table
- * of volume ids. Chunks are found by binary search over their base keys, slots by binary search
- * within the chunk. A deleted key's slot is marked dead (length 0); a chunk sweeps its dead slots
- * out once a quarter of it is dead, and then merges with an underfull neighbour.
+ * holding, per slot, the needle's offset / 8 (u32, as in the index file), the low 16 bits of the
+ * key's delta from the chunk's base key and the low 16 bits of the needle's length / 8 (u16
+ * each). The high 16 bits of deltas and of lengths, and a per-slot volume, are planes of their
+ * own (u16 each), allocated only for a chunk that needs them: one whose keys span 2^16 or more,
+ * one holding a needle of 512 KiB or more, one holding needles of two volumes (a chunk that does
+ * not holds its one volume, an index into a small table of volume ids, in a field). Offsets and
+ * lengths are in 8-byte units because every needle starts and ends on an 8-byte boundary
+ * (docs/FORMAT.md); `set` refuses anything else, and anything at or past 2^32 units (32 GiB,
+ * MAX_VOLUME_BYTES). Chunks are found by binary search over their base keys, slots by binary
+ * search within the chunk. A deleted key's slot is marked dead (length 0); a chunk sweeps its
+ * dead slots out once a quarter of it is dead, and then merges with an underfull neighbour.
  *
  * The store hands out keys in increasing order, so almost every `set` is an append at the tail
  * (a few typed-array stores). A key published out of order (a write that reserved its key earlier
@@ -20,11 +27,14 @@ import type { NeedleLocation, NeedleMap } from './needle-map.ts';
  * at the tail leave every chunk but the last full). No operation costs more than one chunk's bytes.
  */
 const UNIT = NEEDLE_ALIGNMENT;
+const TWO_16 = 2 ** 16;
 const TWO_32 = 2 ** 32;
-/** Bytes per slot: key delta, offset, length (u32 each), volume index (u16). */
-const SLOT_BYTES = 14;
+/** Bytes per slot in a chunk's main buffer: offset (u32), key delta and length, low halves (u16). */
+const SLOT_BYTES = 8;
+/** Bytes per slot of each optional plane (high delta, high length, volume: u16 each). */
+const PLANE_BYTES = 2;
 const MAX_VOLUMES = 2 ** 16;
-/** 8192 slots: 112 KiB per chunk, about 6,100 chunks for 50M needles. */
+/** 8192 slots: 64 KiB per chunk, about 6,100 chunks for 50M needles. */
 export const DEFAULT_CHUNK_CAPACITY = 8192;
 
 class Chunk {
@@ -33,44 +43,88 @@ class Chunk {
   /** Slots in use, dead ones included. */
   count = 0;
   dead = 0;
-  /** key - base, strictly increasing over [0, count). */
-  readonly deltas: Uint32Array;
+  readonly capacity: number;
   /** offset / 8. */
   readonly offsets: Uint32Array;
-  /** length / 8; 0 marks a dead slot (a deleted key not yet swept out). */
-  readonly lengths: Uint32Array;
-  /** Index into the map's table of volume ids. */
-  readonly volumes: Uint16Array;
+  /** key - base, low 16 bits; key - base is strictly increasing over [0, count). */
+  readonly deltas: Uint16Array;
+  /** length / 8, low 16 bits; a length of 0 marks a dead slot (deleted, not yet swept out). */
+  readonly lengths: Uint16Array;
+  /** key - base, high 16 bits; null while every delta the chunk held fitted in 16 bits. */
+  deltasHigh: Uint16Array | null = null;
+  /** length / 8, high 16 bits; null while every length the chunk held fitted in 16 bits. */
+  lengthsHigh: Uint16Array | null = null;
+  /** Per slot, an index into the map's table of volume ids; null while all slots share `volume`. */
+  volumes: Uint16Array | null = null;
+  /** The volume index of every slot while `volumes` is null. */
+  volume: number;
 
-  constructor(base: number, capacity: number) {
+  constructor(base: number, capacity: number, volume: number) {
     this.base = base;
+    this.capacity = capacity;
+    this.volume = volume;
     const buffer = new ArrayBuffer(capacity * SLOT_BYTES);
-    this.deltas = new Uint32Array(buffer, 0, capacity);
-    this.offsets = new Uint32Array(buffer, capacity * 4, capacity);
-    this.lengths = new Uint32Array(buffer, capacity * 8, capacity);
-    this.volumes = new Uint16Array(buffer, capacity * 12, capacity);
+    this.offsets = new Uint32Array(buffer, 0, capacity);
+    this.deltas = new Uint16Array(buffer, capacity * 4, capacity);
+    this.lengths = new Uint16Array(buffer, capacity * 6, capacity);
   }
 
-  get capacity(): number {
-    return this.deltas.length;
+  /** Bytes of typed arrays this chunk holds. */
+  get byteLength(): number {
+    let planes = 0;
+    if (this.deltasHigh !== null) planes++;
+    if (this.lengthsHigh !== null) planes++;
+    if (this.volumes !== null) planes++;
+    return this.capacity * (SLOT_BYTES + planes * PLANE_BYTES);
   }
 
   get lastKey(): number {
-    return this.base + (this.deltas[this.count - 1] as number);
+    return this.base + this.delta(this.count - 1);
+  }
+
+  delta(slot: number): number {
+    const low = this.deltas[slot] as number;
+    const high = this.deltasHigh;
+    return high === null ? low : low + (high[slot] as number) * TWO_16;
+  }
+
+  /** length / 8 of the slot, 0 if it is dead. */
+  length(slot: number): number {
+    const low = this.lengths[slot] as number;
+    const high = this.lengthsHigh;
+    return high === null ? low : low + (high[slot] as number) * TWO_16;
+  }
+
+  volumeAt(slot: number): number {
+    const volumes = this.volumes;
+    return volumes === null ? this.volume : (volumes[slot] as number);
   }
 
   /** The slot holding `delta`, or `-(insertion point) - 1`. */
   find(delta: number): number {
-    const deltas = this.deltas;
     // Deltas are distinct non-negative integers in increasing order, so `delta` sits at or
     // before slot `delta`: where keys are dense (the usual case) the first probe hits.
     let high = this.count - 1;
     if (delta < high) high = delta;
-    if (high >= 0 && deltas[high] === delta) return high;
     let low = 0;
+    if (this.deltasHigh === null) {
+      // Every delta here is below 2^16.
+      if (delta >= TWO_16) return -this.count - 1;
+      const deltas = this.deltas;
+      if (high >= 0 && deltas[high] === delta) return high;
+      while (low <= high) {
+        const mid = (low + high) >>> 1;
+        const value = deltas[mid] as number;
+        if (value < delta) low = mid + 1;
+        else if (value > delta) high = mid - 1;
+        else return mid;
+      }
+      return -low - 1;
+    }
+    if (high >= 0 && this.delta(high) === delta) return high;
     while (low <= high) {
       const mid = (low + high) >>> 1;
-      const value = deltas[mid] as number;
+      const value = this.delta(mid);
       if (value < delta) low = mid + 1;
       else if (value > delta) high = mid - 1;
       else return mid;
@@ -81,45 +135,84 @@ class Chunk {
   /** Moves slots [from, count) by `by` places (positive: towards the end). */
   shift(from: number, by: number): void {
     const end = this.count;
-    this.deltas.copyWithin(from + by, from, end);
-    this.offsets.copyWithin(from + by, from, end);
-    this.lengths.copyWithin(from + by, from, end);
-    this.volumes.copyWithin(from + by, from, end);
+    const to = from + by;
+    this.offsets.copyWithin(to, from, end);
+    this.deltas.copyWithin(to, from, end);
+    this.lengths.copyWithin(to, from, end);
+    this.deltasHigh?.copyWithin(to, from, end);
+    this.lengthsHigh?.copyWithin(to, from, end);
+    this.volumes?.copyWithin(to, from, end);
   }
 
   write(at: number, delta: number, offset: number, length: number, volume: number): void {
-    this.deltas[at] = delta;
+    this.setDelta(at, delta);
     this.offsets[at] = offset;
-    this.lengths[at] = length;
-    this.volumes[at] = volume;
+    this.setLength(at, length);
+    this.setVolume(at, volume);
+  }
+
+  /** `delta` below 2^32. */
+  setDelta(at: number, delta: number): void {
+    this.deltas[at] = delta & 0xffff;
+    let high = this.deltasHigh;
+    if (high === null) {
+      if (delta < TWO_16) return;
+      // Zero is the right high half of every delta held so far.
+      high = this.deltasHigh = new Uint16Array(this.capacity);
+    }
+    high[at] = delta >>> 16;
+  }
+
+  /** `length` (in units) below 2^32; 0 marks the slot dead. */
+  setLength(at: number, length: number): void {
+    this.lengths[at] = length & 0xffff;
+    let high = this.lengthsHigh;
+    if (high === null) {
+      if (length < TWO_16) return;
+      high = this.lengthsHigh = new Uint16Array(this.capacity);
+    }
+    high[at] = length >>> 16;
+  }
+
+  setVolume(at: number, volume: number): void {
+    let volumes = this.volumes;
+    if (volumes === null) {
+      if (volume === this.volume) return;
+      volumes = this.volumes = new Uint16Array(this.capacity).fill(this.volume);
+    }
+    volumes[at] = volume;
+  }
+
+  /** Copies slot `from` over slot `to` (both in this chunk). */
+  copySlot(from: number, to: number): void {
+    this.offsets[to] = this.offsets[from] as number;
+    this.deltas[to] = this.deltas[from] as number;
+    this.lengths[to] = this.lengths[from] as number;
+    const { deltasHigh, lengthsHigh, volumes } = this;
+    if (deltasHigh !== null) deltasHigh[to] = deltasHigh[from] as number;
+    if (lengthsHigh !== null) lengthsHigh[to] = lengthsHigh[from] as number;
+    if (volumes !== null) volumes[to] = volumes[from] as number;
   }
 
   /** Copies slots [from, to) of `source` to the end of this chunk, rebased on this chunk's base. */
   takeFrom(source: Chunk, from: number, to: number): void {
-    const at = this.count;
+    const at = this.count - from;
     const rebase = source.base - this.base;
     for (let i = from; i < to; i++) {
-      this.deltas[at + i - from] = (source.deltas[i] as number) + rebase;
+      this.setDelta(at + i, source.delta(i) + rebase);
+      this.setLength(at + i, source.length(i));
+      this.setVolume(at + i, source.volumeAt(i));
     }
-    this.offsets.set(source.offsets.subarray(from, to), at);
-    this.lengths.set(source.lengths.subarray(from, to), at);
-    this.volumes.set(source.volumes.subarray(from, to), at);
+    this.offsets.set(source.offsets.subarray(from, to), this.count);
     this.count += to - from;
   }
 
   /** Sweeps out the dead slots, keeping the order. */
   sweep(): void {
-    const { deltas, offsets, lengths, volumes } = this;
     let kept = 0;
     for (let i = 0; i < this.count; i++) {
-      const length = lengths[i] as number;
-      if (length === 0) continue;
-      if (kept !== i) {
-        deltas[kept] = deltas[i] as number;
-        offsets[kept] = offsets[i] as number;
-        lengths[kept] = length;
-        volumes[kept] = volumes[i] as number;
-      }
+      if (this.length(i) === 0) continue;
+      if (kept !== i) this.copySlot(i, kept);
       kept++;
     }
     this.count = kept;
@@ -158,7 +251,9 @@ export class PackedNeedleMap implements NeedleMap {
 
   /** Bytes held in typed arrays (what the slots cost, without the few objects around them). */
   get byteLength(): number {
-    return this.#chunks.length * this.#capacity * SLOT_BYTES;
+    let bytes = 0;
+    for (const chunk of this.#chunks) bytes += chunk.byteLength;
+    return bytes;
   }
 
   get(key: number): NeedleLocation | undefined {
@@ -171,10 +266,10 @@ export class PackedNeedleMap implements NeedleMap {
     if (delta >= TWO_32) return undefined;
     const slot = chunk.find(delta);
     if (slot < 0) return undefined;
-    const length = chunk.lengths[slot] as number;
+    const length = chunk.length(slot);
     if (length === 0) return undefined;
     return {
-      volume: this.#volumeIds[chunk.volumes[slot] as number] as number,
+      volume: this.#volumeIds[chunk.volumeAt(slot)] as number,
       offset: (chunk.offsets[slot] as number) * UNIT,
       length: length * UNIT,
     };
@@ -204,7 +299,7 @@ export class PackedNeedleMap implements NeedleMap {
       if (last.count < last.capacity && delta < TWO_32) {
         last.write(last.count++, delta, offset, length, volume);
       } else {
-        this.#insertChunk(chunks.length, key).write(0, 0, offset, length, volume);
+        this.#insertChunk(chunks.length, key, volume).write(0, 0, offset, length, volume);
       }
       this.#size++;
       return;
@@ -221,13 +316,13 @@ export class PackedNeedleMap implements NeedleMap {
     if (delta < TWO_32) {
       const slot = chunk.find(delta);
       if (slot >= 0) {
-        if (chunk.lengths[slot] === 0) {
+        if (chunk.length(slot) === 0) {
           chunk.dead--;
           this.#size++;
         }
         chunk.offsets[slot] = offset;
-        chunk.lengths[slot] = length;
-        chunk.volumes[slot] = volume;
+        chunk.setLength(slot, length);
+        chunk.setVolume(slot, volume);
         return;
       }
       this.#insertAt(index, -slot - 1, key, offset, length, volume);
@@ -246,8 +341,8 @@ export class PackedNeedleMap implements NeedleMap {
     const delta = key - chunk.base;
     if (delta >= TWO_32) return false;
     const slot = chunk.find(delta);
-    if (slot < 0 || chunk.lengths[slot] === 0) return false;
-    chunk.lengths[slot] = 0;
+    if (slot < 0 || chunk.length(slot) === 0) return false;
+    chunk.setLength(slot, 0);
     chunk.dead++;
     this.#size--;
     if (chunk.dead * 4 >= chunk.count) this.#sweep(index);
@@ -266,13 +361,13 @@ export class PackedNeedleMap implements NeedleMap {
         continue;
       }
       const at = slot++;
-      const length = chunk.lengths[at] as number;
+      const length = chunk.length(at);
       if (length === 0) continue;
-      const key = chunk.base + (chunk.deltas[at] as number);
+      const key = chunk.base + chunk.delta(at);
       yield [
         key,
         {
-          volume: this.#volumeIds[chunk.volumes[at] as number] as number,
+          volume: this.#volumeIds[chunk.volumeAt(at)] as number,
           offset: (chunk.offsets[at] as number) * UNIT,
           length: length * UNIT,
         },
@@ -306,12 +401,13 @@ export class PackedNeedleMap implements NeedleMap {
       if (chunk.base <= previous) fail('base not above the previous chunk');
       let dead = 0;
       for (let s = 0; s < chunk.count; s++) {
-        const key = chunk.base + (chunk.deltas[s] as number);
+        const key = chunk.base + chunk.delta(s);
         if (key <= previous) fail(`key ${key} at slot ${s} out of order`);
         previous = key;
-        if (chunk.lengths[s] === 0) dead++;
-        else if ((chunk.volumes[s] as number) >= this.#volumeIds.length) fail('bad volume index');
+        if (chunk.length(s) === 0) dead++;
+        else if (chunk.volumeAt(s) >= this.#volumeIds.length) fail('bad volume index');
       }
+      if (chunk.lastKey - chunk.base >= TWO_32) fail('a delta past 32 bits');
       if (dead !== chunk.dead) fail(`dead count ${chunk.dead}, found ${dead}`);
       live += chunk.count - dead;
     });
@@ -350,8 +446,8 @@ export class PackedNeedleMap implements NeedleMap {
     return slot;
   }
 
-  #insertChunk(index: number, base: number): Chunk {
-    const chunk = new Chunk(base, this.#capacity);
+  #insertChunk(index: number, base: number, volume: number): Chunk {
+    const chunk = new Chunk(base, this.#capacity, volume);
     chunk.count = 1;
     this.#chunks.splice(index, 0, chunk);
     this.#bases.splice(index, 0, base);
@@ -388,8 +484,8 @@ export class PackedNeedleMap implements NeedleMap {
           index + 1,
           chunk.lastKey,
           chunk.offsets[end] as number,
-          chunk.lengths[end] as number,
-          chunk.volumes[end] as number,
+          chunk.length(end),
+          chunk.volumeAt(end),
         );
         chunk.count--;
       } else {
@@ -397,7 +493,11 @@ export class PackedNeedleMap implements NeedleMap {
         // start the new last chunk, which appends fill (a late key at the tail wastes nothing).
         // Another chunk splits in half, leaving room on both sides for more late keys.
         const split = index === this.#chunks.length - 1 ? at : chunk.count >>> 1;
-        const upper = new Chunk(chunk.base + (chunk.deltas[split] as number), this.#capacity);
+        const upper = new Chunk(
+          chunk.base + chunk.delta(split),
+          this.#capacity,
+          chunk.volumeAt(split),
+        );
         upper.takeFrom(chunk, split, chunk.count);
         chunk.count = split;
         this.#chunks.splice(index + 1, 0, upper);
@@ -416,13 +516,13 @@ export class PackedNeedleMap implements NeedleMap {
   /** Inserts a key above every key of chunk `index` and below the next chunk's base. */
   #insertAfter(index: number, key: number, offset: number, length: number, volume: number): void {
     if (this.#prependable(index + 1, key)) this.#prepend(index + 1, key, offset, length, volume);
-    else this.#insertChunk(index + 1, key).write(0, 0, offset, length, volume);
+    else this.#insertChunk(index + 1, key, volume).write(0, 0, offset, length, volume);
   }
 
   /** Inserts a key below every key in the map. */
   #insertFront(key: number, offset: number, length: number, volume: number): void {
     if (this.#prependable(0, key)) this.#prepend(0, key, offset, length, volume);
-    else this.#insertChunk(0, key).write(0, 0, offset, length, volume);
+    else this.#insertChunk(0, key, volume).write(0, 0, offset, length, volume);
   }
 
   /** Whether chunk `index` exists, has room, and can take `key`, below its keys, as its base. */
@@ -437,8 +537,7 @@ export class PackedNeedleMap implements NeedleMap {
     const chunk = this.#chunks[index] as Chunk;
     const rebase = chunk.base - key;
     chunk.shift(0, 1);
-    const deltas = chunk.deltas;
-    for (let i = 1; i <= chunk.count; i++) deltas[i] = (deltas[i] as number) + rebase;
+    for (let i = 1; i <= chunk.count; i++) chunk.setDelta(i, chunk.delta(i) + rebase);
     chunk.write(0, 0, offset, length, volume);
     chunk.count++;
     chunk.base = key;
@@ -472,7 +571,7 @@ export class PackedNeedleMap implements NeedleMap {
 
   /** Whether slot `slot` of `chunk` holds `key`. */
   #holds(chunk: Chunk, slot: number, key: number): boolean {
-    return slot < chunk.count && chunk.base + (chunk.deltas[slot] as number) === key;
+    return slot < chunk.count && chunk.base + chunk.delta(slot) === key;
   }
 
   /** Where the first key above `key` is (or would be). */

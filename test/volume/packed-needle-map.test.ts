@@ -1,10 +1,15 @@
 import { describe, expect, it } from 'vitest';
+import { MAX_VOLUME_BYTES } from '../../adapters/volume/index-file.ts';
 import { MapNeedleMap, type NeedleLocation } from '../../adapters/volume/needle-map.ts';
 import { PackedNeedleMap } from '../../adapters/volume/packed-needle-map.ts';
 
 const TWO_32 = 2 ** 32;
 const MAX_KEY = Number.MAX_SAFE_INTEGER;
 const MAX_OFFSET = TWO_32 * 8 - 8;
+const TWO_16 = 2 ** 16;
+/** A chunk's bytes per slot in the usual case, and with each optional u16 plane. */
+const SLOT = 8;
+const PLANE = 2;
 
 function at(offset: number, length = 48, volume = 1): NeedleLocation {
   return { volume, offset, length };
@@ -159,6 +164,145 @@ describe('PackedNeedleMap', () => {
     expect(map.get(2 ** 16 + 1)).toEqual(at(8, 8, 3));
   });
 
+  it('keeps 8 bytes per slot until a chunk needs a wider field, then adds only that plane', () => {
+    const capacity = 16;
+    const chunk = capacity * SLOT;
+    const plane = capacity * PLANE;
+    // Dense keys, one volume, needles under 512 KiB: the main buffer alone.
+    const map = new PackedNeedleMap({ chunkCapacity: capacity });
+    for (let key = 1; key <= capacity; key++) map.set(key, at(key * 8, (TWO_16 - 1) * 8));
+    expect(map.byteLength).toBe(chunk);
+    // Deltas up to 2^16 - 1 still fit in the low half.
+    const sparse = new PackedNeedleMap({ chunkCapacity: capacity });
+    sparse.set(10, at(8));
+    sparse.set(10 + TWO_16 - 1, at(16));
+    expect(sparse.byteLength).toBe(chunk);
+    sparse.set(10 + TWO_16, at(24)); // delta 2^16: the high-delta plane
+    expect(sparse.byteLength).toBe(chunk + plane);
+    sparse.set(11, at(32, TWO_16 * 8)); // 512 KiB: the high-length plane
+    expect(sparse.byteLength).toBe(chunk + 2 * plane);
+    sparse.set(12, at(40, 48, 2)); // a second volume: the volume plane
+    expect(sparse.byteLength).toBe(chunk + 3 * plane);
+    expect(sparse.byteLength).toBeLessThanOrEqual(capacity * 14);
+    expect(sparse.get(10)).toEqual(at(8));
+    expect(sparse.get(11)).toEqual(at(32, TWO_16 * 8));
+    expect(sparse.get(12)).toEqual(at(40, 48, 2));
+    expect(sparse.get(10 + TWO_16 - 1)).toEqual(at(16));
+    expect(sparse.get(10 + TWO_16)).toEqual(at(24));
+    expect(sparse.get(10 + TWO_16 + 1)).toBeUndefined();
+    sparse.assertConsistent();
+  });
+
+  it('holds key deltas past 16 bits in a chunk, through inserts, prepends, splits and merges', () => {
+    const map = new PackedNeedleMap({ chunkCapacity: 8 });
+    const reference = new MapNeedleMap();
+    const set = (key: number) => {
+      map.set(key, at((key % 2 ** 20) * 8));
+      reference.set(key, at((key % 2 ** 20) * 8));
+      map.assertConsistent();
+    };
+    // One chunk from 0 to 2^32 - 1 (the widest delta), then 2^32 (the next chunk).
+    for (const key of [0, 1, TWO_16 - 1, TWO_16, TWO_16 + 1, 3 * TWO_16 + 5, TWO_32 - 1, TWO_32]) {
+      set(key);
+    }
+    // Late keys between them, so the wide chunk splits and shifts.
+    for (const key of [2, TWO_16 - 2, TWO_16 + 2, 2 * TWO_16, TWO_32 - 2, 5, 7 * TWO_16]) set(key);
+    // A chunk of dense keys far above, then a key below its base: a prepend whose rebase pushes
+    // the chunk's deltas past 16 bits.
+    for (let key = 10 * TWO_32; key < 10 * TWO_32 + 6; key++) set(key);
+    set(10 * TWO_32 - 3 * TWO_16);
+    set(10 * TWO_32 - TWO_32 + 1); // 2^32 - 1 below the highest key of that chunk
+    for (const [key, value] of reference.entries()) expect(map.get(key)).toEqual(value);
+    expect(sortedEntries(map)).toEqual(sortedEntries(reference));
+    // Deletes sweep and merge chunks whose keys are 2^16 and more apart.
+    for (const [key] of sortedEntries(reference)) {
+      if (key % 3 !== 0) {
+        expect(map.delete(key)).toBe(reference.delete(key));
+        map.assertConsistent();
+      }
+    }
+    expect(map.size).toBe(reference.size);
+    expect(sortedEntries(map)).toEqual(sortedEntries(reference));
+    expect(map.get(TWO_16 + 1)).toBeUndefined();
+  });
+
+  it('holds offsets and lengths up to the largest volume, and lengths at 2^16 units', () => {
+    const map = new PackedNeedleMap({ chunkCapacity: 4 });
+    const largest = MAX_VOLUME_BYTES - 8;
+    const lengths = [
+      8,
+      (TWO_16 - 1) * 8,
+      // 512 KiB: the low half of length / 8 is 0, which must not read as a dead slot.
+      TWO_16 * 8,
+      (TWO_16 + 1) * 8,
+      2 * TWO_16 * 8,
+      64 * 2 ** 20, // --max-body's default
+      2 ** 31, // a 2 GiB upload
+      largest,
+    ];
+    lengths.forEach((length, i) => {
+      map.set(i + 1, at(largest - i * 8, length, i));
+    });
+    map.assertConsistent();
+    expect(map.size).toBe(lengths.length);
+    lengths.forEach((length, i) => {
+      expect(map.get(i + 1)).toEqual(at(largest - i * 8, length, i));
+    });
+    expect(sortedEntries(map).map(([, value]) => value.length)).toEqual(lengths);
+    // Updates between small and large lengths, and a delete of the 512 KiB one.
+    map.set(1, at(0, TWO_16 * 8));
+    map.set(2, at(0, 8));
+    expect(map.get(1)).toEqual(at(0, TWO_16 * 8));
+    expect(map.get(2)).toEqual(at(0, 8));
+    expect(map.delete(3)).toBe(true);
+    expect(map.delete(3)).toBe(false);
+    expect(map.get(3)).toBeUndefined();
+    // Sweeps keep every live large needle.
+    for (const key of [5, 6]) expect(map.delete(key)).toBe(true);
+    map.assertConsistent();
+    expect(map.size).toBe(lengths.length - 3);
+    expect(map.get(1)).toEqual(at(0, TWO_16 * 8));
+    expect(map.get(8)).toEqual(at(largest - 7 * 8, largest, 7));
+    // One past the largest volume, or off the 8-byte grid, is refused before anything changes.
+    for (const location of [
+      at(MAX_VOLUME_BYTES),
+      at(8, MAX_VOLUME_BYTES),
+      at(largest - 4),
+      at(8, TWO_16 * 8 + 4),
+      at(8, largest + 4),
+    ]) {
+      expect(() => map.set(100, location)).toThrow(RangeError);
+    }
+    expect(map.get(100)).toBeUndefined();
+    expect(map.size).toBe(lengths.length - 3);
+    map.assertConsistent();
+  });
+
+  it('keeps a volume per chunk until a second one arrives, and a volume per slot after', () => {
+    const map = new PackedNeedleMap({ chunkCapacity: 8 });
+    // Volume 1 fills up at key 12, volume 2 takes over: the chunk of keys 9..16 holds both.
+    for (let key = 1; key <= 24; key++) map.set(key, at(key * 8, 48, key <= 12 ? 1 : 2));
+    expect(map.byteLength).toBe(3 * 8 * SLOT + 8 * PLANE);
+    // A late key of volume 1 lands in a chunk of volume 2, and one of volume 3 past the end.
+    map.set(25, at(8, 48, 3));
+    map.delete(20);
+    map.set(20, at(160, 48, 1));
+    for (let key = 1; key <= 25; key++) {
+      const volume = key === 20 ? 1 : key === 25 ? 3 : key <= 12 ? 1 : 2;
+      expect(map.get(key)?.volume).toBe(volume);
+    }
+    // Splits and merges move slots between chunks with and without a volume plane.
+    for (const key of [0.5, 1.5].map((f) => Math.floor(f * 10))) map.set(key + 100, at(8, 48, 4));
+    for (let key = 1; key <= 25; key += 2) map.delete(key);
+    map.assertConsistent();
+    for (let key = 2; key <= 24; key += 2) {
+      const volume = key === 20 ? 1 : key <= 12 ? 1 : 2;
+      expect(map.get(key)?.volume).toBe(volume);
+    }
+    expect(map.get(105)?.volume).toBe(4);
+    expect(map.get(115)?.volume).toBe(4);
+  });
+
   it('inserts out-of-order keys at the tail, across chunk boundaries', () => {
     const map = new PackedNeedleMap({ chunkCapacity: 4 });
     // Keys 1..40 set in groups where the first key of each group of 3 comes last.
@@ -192,7 +336,7 @@ describe('PackedNeedleMap', () => {
       expect(map.size).toBe(count);
       // Splits may leave a few chunks part-full; never many (tiny chunks are the worst case).
       const slack = capacity < 64 ? 1.15 : 1.02;
-      expect(map.byteLength / 14).toBeLessThanOrEqual(count * slack + 2 * capacity);
+      expect(map.byteLength / SLOT).toBeLessThanOrEqual(count * slack + 2 * capacity);
       const keys = [...map.entries()].map(([key]) => key);
       expect(keys.length).toBe(count);
       expect(keys.every((key, i) => key === i + 1)).toBe(true);
@@ -288,7 +432,22 @@ describe('PackedNeedleMap', () => {
     ];
     for (const { seed, chunkCapacity, ops } of cases) {
       it(`seed ${seed}, ${chunkCapacity} slots per chunk, ${ops} operations`, () => {
-        differential(seed, chunkCapacity, ops);
+        differential(seed, chunkCapacity, ops, 'any');
+      });
+    }
+  });
+
+  describe('behaves like MapNeedleMap with the locations a store sets (narrow, widened rarely)', () => {
+    const cases: Array<{ seed: number; chunkCapacity: number; ops: number }> = [
+      { seed: 21, chunkCapacity: 2, ops: 20_000 },
+      { seed: 22, chunkCapacity: 5, ops: 30_000 },
+      { seed: 23, chunkCapacity: 16, ops: 50_000 },
+      { seed: 24, chunkCapacity: 128, ops: 100_000 },
+      { seed: 25, chunkCapacity: 8192, ops: 100_000 },
+    ];
+    for (const { seed, chunkCapacity, ops } of cases) {
+      it(`seed ${seed}, ${chunkCapacity} slots per chunk, ${ops} operations`, () => {
+        differential(seed, chunkCapacity, ops, 'store');
       });
     }
   });
@@ -325,8 +484,9 @@ describe('PackedNeedleMap', () => {
     }
     const buildMs = performance.now() - started;
     expect(map.size).toBe(count);
-    // 14 bytes per needle and less than one chunk of slack.
-    expect(map.byteLength).toBeLessThan(count * 14 + 8192 * 14);
+    // 8 bytes per needle, less than one chunk of slack, and a volume plane for each of the few
+    // chunks where the volume changes.
+    expect(map.byteLength).toBeLessThan(count * SLOT + 8192 * SLOT + 5 * 8192 * PLANE);
     expect(map.get(count)?.length).toBe(1064);
     expect(map.get(count + 1)).toBeUndefined();
     expect(map.get(2 ** 24 + 1)).toMatchObject({ volume: 5, length: 1064 });
@@ -349,7 +509,17 @@ describe('PackedNeedleMap', () => {
  * Random interleavings of set, delete and get, mostly with increasing keys, checked against
  * MapNeedleMap after every operation and fully (entries, invariants) every so often.
  */
-function differential(seed: number, chunkCapacity: number, ops: number): void {
+/**
+ * `any`: every field anywhere in its range (every chunk needs every plane). `store`: what a store
+ * sets, one volume at a time that changes now and then, needles mostly under 512 KiB, keys mostly
+ * dense with gaps past 2^16 now and then, so chunks are narrow and widen at random moments.
+ */
+function differential(
+  seed: number,
+  chunkCapacity: number,
+  ops: number,
+  fields: 'any' | 'store',
+): void {
   const next = random(seed);
   const int = (n: number) => Math.floor(next() * n);
   const packed = new PackedNeedleMap({ chunkCapacity });
@@ -358,11 +528,25 @@ function differential(seed: number, chunkCapacity: number, ops: number): void {
   let maxKey = int(3) === 0 ? TWO_32 - 50 : 0; // sometimes start just below a 2^32 boundary
   const reserved: number[] = []; // keys handed out but not yet set (concurrent writes)
 
-  const location = (): NeedleLocation => ({
-    volume: 1 + int(4),
-    offset: int(TWO_32) * 8,
-    length: (1 + int(TWO_32 - 1)) * 8,
-  });
+  let volume = 1;
+  const location = (): NeedleLocation => {
+    if (fields === 'any') {
+      return { volume: 1 + int(4), offset: int(TWO_32) * 8, length: (1 + int(TWO_32 - 1)) * 8 };
+    }
+    if (next() < 0.002) volume++;
+    const roll = next();
+    const units =
+      roll < 0.97
+        ? 1 + int(TWO_16 - 1)
+        : roll < 0.99
+          ? TWO_16 * (1 + int(3)) + int(2) - 1
+          : 1 + int(TWO_32 - 1);
+    return {
+      volume: next() < 0.01 ? 1 + int(volume) : volume,
+      offset: int(TWO_32) * 8,
+      length: units * 8,
+    };
+  };
   const pick = () => used[int(used.length)] as number;
   const checkEvery = Math.max(500, Math.floor(ops / 25));
 
@@ -371,7 +555,14 @@ function differential(seed: number, chunkCapacity: number, ops: number): void {
     let key: number;
     if (roll < 0.4) {
       // The usual write: the next key, sometimes after a gap, sometimes after a huge gap.
-      const gap = next() < 0.9 ? 1 : next() < 0.95 ? 2 + int(100) : 2 ** 32 + int(1000);
+      const gap =
+        next() < 0.9
+          ? 1
+          : next() < 0.95
+            ? 2 + int(100)
+            : fields === 'store' && next() < 0.8
+              ? TWO_16 - 2 + int(4)
+              : 2 ** 32 + int(1000);
       key = Math.min(maxKey + gap, MAX_KEY);
       maxKey = key;
       if (next() < 0.15) {
