@@ -8,10 +8,10 @@ import type { FileInfo, FileRead, Key } from '../../storage/index.ts';
  * both, at once) can make an entry wrong, never time or compaction. Entries are keyed by key,
  * not location; the read path checks the key is still live and where, on every hit.
  *
- * Eviction is CLOCK in the shape of a Map (second-chance FIFO): a hit only sets the entry's
- * `referenced` bit, without reordering anything; when room is needed, the oldest entry goes
- * unless it was referenced since it was last looked at, in which case it loses the bit and
- * goes to the back. So a hit allocates nothing and touches one entry.
+ * Eviction is CLOCK: entries sit in a ring of slots that a hand sweeps. A hit only sets the
+ * entry's `referenced` bit, reordering nothing, so it allocates nothing and touches one entry;
+ * when room is needed, the hand clears the bit of each referenced entry it passes (a second
+ * chance) and evicts the first entry not referenced since the hand last passed it.
  */
 
 /** Counters a metrics registry can read. */
@@ -41,16 +41,23 @@ const INTERNED = 256;
 const INTERNED_LENGTH = 128;
 
 interface Entry {
+  readonly key: Key;
   /** What a whole-file read answers: frozen, handed to every reader as it is. */
   read: FileRead;
   readonly data: Uint8Array;
   readonly cost: number;
   referenced: boolean;
+  /** Its place in the ring. */
+  readonly slot: number;
 }
 
 export class NeedleCache {
   readonly maxBytes: number;
   readonly #entries = new Map<Key, Entry>();
+  /** The ring the hand sweeps; a slot freed by an eviction or a delete is reused. */
+  readonly #slots: Array<Entry | undefined> = [];
+  readonly #freeSlots: number[] = [];
+  #hand = 0;
   #bytes = 0;
   #hits = 0;
   #misses = 0;
@@ -99,7 +106,9 @@ export class NeedleCache {
     this.delete(info.key);
     this.#makeRoom(cost);
     const read = frozenRead(this.#compact(info), own);
-    const entry: Entry = { read, data: own, cost, referenced: false };
+    const slot = this.#freeSlots.pop() ?? this.#slots.length;
+    const entry: Entry = { key: info.key, read, data: own, cost, referenced: false, slot };
+    this.#slots[slot] = entry;
     this.#entries.set(info.key, entry);
     this.#bytes += cost;
     return entry.read;
@@ -119,8 +128,13 @@ export class NeedleCache {
   /** The key's file is gone (deleted or replaced): it must never be answered from here. */
   delete(key: Key): void {
     const entry = this.#entries.get(key);
-    if (entry === undefined) return;
-    this.#entries.delete(key);
+    if (entry !== undefined) this.#remove(entry);
+  }
+
+  #remove(entry: Entry): void {
+    this.#entries.delete(entry.key);
+    this.#slots[entry.slot] = undefined;
+    this.#freeSlots.push(entry.slot);
     this.#bytes -= entry.cost;
   }
 
@@ -153,20 +167,15 @@ export class NeedleCache {
     return { key, size, volume, offset, cookie, contentType, etag };
   }
 
-  /** Evicts until `cost` more bytes fit: the oldest entry not referenced since last looked at. */
+  /** Evicts until `cost` more bytes fit: CLOCK's hand sweeps, giving referenced entries a second chance. */
   #makeRoom(cost: number): void {
-    const entries = this.#entries;
-    while (this.#bytes + cost > this.maxBytes) {
-      const oldest = entries.entries().next();
-      if (oldest.done) return;
-      const [key, entry] = oldest.value;
-      entries.delete(key);
-      if (entry.referenced) {
-        entry.referenced = false;
-        entries.set(key, entry);
-      } else {
-        this.#bytes -= entry.cost;
-      }
+    const slots = this.#slots;
+    while (this.#bytes + cost > this.maxBytes && this.#entries.size > 0) {
+      if (this.#hand >= slots.length) this.#hand = 0;
+      const entry = slots[this.#hand++];
+      if (entry === undefined) continue;
+      if (entry.referenced) entry.referenced = false;
+      else this.#remove(entry);
     }
   }
 }
