@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
-import { type ServerType, serve } from '@hono/node-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openVolumeStore, type VolumeStore } from '../../adapters/volume/index.ts';
 import { createApp } from '../../handlers/index.ts';
 import { makeTempDir, removeTempDir } from '../support/tmp.ts';
+import { type Listening, listen } from './helpers.ts';
 
 const TOKEN = 'cache-test-token-0123456789';
 
@@ -15,25 +14,18 @@ const TOKEN = 'cache-test-token-0123456789';
 describe('the cache, end to end under @hono/node-server', () => {
   let dir = '';
   let store: VolumeStore;
-  let server: ServerType;
+  let server: Listening;
   let base = '';
 
   beforeAll(async () => {
     dir = await makeTempDir('haystack-http-cache-');
     store = await openVolumeStore({ dir });
-    const app = createApp({ store, maxBody: 1024 * 1024, adminToken: TOKEN });
-    await new Promise<void>((resolve) => {
-      server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, (info: AddressInfo) => {
-        base = `http://127.0.0.1:${info.port}`;
-        resolve();
-      });
-    });
+    server = await listen(createApp({ store, maxBody: 1024 * 1024, adminToken: TOKEN }).fetch);
+    base = server.base;
   });
 
   afterAll(async () => {
-    await new Promise<void>((resolve, reject) =>
-      server.close((err) => (err ? reject(err) : resolve())),
-    );
+    await server.close();
     await store.close();
     await removeTempDir(dir);
   });
