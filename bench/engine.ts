@@ -10,8 +10,11 @@
  *
  * For each object size and repetition, both get fresh data in the temp dir, then, each phase
  * timed for --duration seconds (or --max-mib of puts) with --concurrency callers in a loop:
- *   put, fsync never  |  put, fsync always (durable)  |  get of random keys written before.
- * Raw and store alternate who goes first. Tables show medians with min-max of the repetitions.
+ *   put, fsync never  |  put, fsync always (durable)  |  get of the files written last (as
+ *   many as the store's cache holds), cache on  |  the same gets, the store reopened with its
+ *   cache off  |  get of random keys written before (cache on, reopened: filled by these reads).
+ * Raw and store alternate who goes first. Tables show medians with min-max of the repetitions;
+ * below them, the store's cache-on over cache-off ratio of the gets of the last files written.
  *
  * Options: --sizes 1k,64k  --duration 2  --reps 3  --concurrency 32  --max-mib 1024
  *          --cpu 1 (pin every thread of the process to these CPUs, as the HTTP benchmark pins
@@ -23,7 +26,12 @@ import { randomBytes } from 'node:crypto';
 import { type FileHandle, mkdtemp, open, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { openVolumeStore, type VolumeStore } from '../adapters/volume/volume-store.ts';
+import { ENTRY_OVERHEAD } from '../adapters/volume/needle-cache.ts';
+import {
+  type CacheStats,
+  openVolumeStore,
+  type VolumeStore,
+} from '../adapters/volume/volume-store.ts';
 import {
   fmt,
   loadLine,
@@ -130,10 +138,10 @@ class StoreEngine implements Engine {
     return new StoreEngine(await openVolumeStore({ dir, fsync: 'never' }), dir);
   }
 
-  /** The store's fsync mode is chosen at open: close and open again (not timed). */
-  async makeDurable(): Promise<void> {
+  /** The store's fsync mode and cache are chosen at open: close and open again (not timed). */
+  async reopen(options: { fsync: 'always'; cacheSize?: number }): Promise<void> {
     await this.store.close();
-    this.store = await openVolumeStore({ dir: this.#dir, fsync: 'always' });
+    this.store = await openVolumeStore({ dir: this.#dir, ...options });
   }
 
   async put(data: Buffer): Promise<number> {
@@ -149,6 +157,13 @@ class StoreEngine implements Engine {
   close(): Promise<void> {
     return this.store.close();
   }
+}
+
+/** Hits over lookups between two readings of the counters. */
+function cacheHitRatio(before: CacheStats, after: CacheStats): number {
+  const hits = after.hits - before.hits;
+  const lookups = hits + after.misses - before.misses;
+  return lookups === 0 ? 0 : hits / lookups;
 }
 
 interface PhaseResult {
@@ -181,18 +196,34 @@ async function runPhase(
   return { opsPerSecond: done / seconds, cpuMicros: (used.user + used.system) / done };
 }
 
-type PhaseName = 'put, fsync never' | 'put, fsync always' | 'get';
-const PHASES: PhaseName[] = ['put, fsync never', 'put, fsync always', 'get'];
+type PhaseName =
+  | 'put, fsync never'
+  | 'put, fsync always'
+  | 'get last written, cache on'
+  | 'get last written, cache off'
+  | 'get random';
+const PHASES: PhaseName[] = [
+  'put, fsync never',
+  'put, fsync always',
+  'get last written, cache on',
+  'get last written, cache off',
+  'get random',
+];
 const TARGETS: Record<PhaseName, number | undefined> = {
   'put, fsync never': 0.7,
   'put, fsync always': undefined,
-  get: 0.8,
+  'get last written, cache on': undefined,
+  'get last written, cache off': 0.8,
+  'get random': 0.8,
 };
 
 interface Sample {
   raw: PhaseResult;
   store: PhaseResult;
   rawWritesPerFlush?: number;
+  /** The store's cache counters over the phase. */
+  hitRatio?: number;
+  hotFiles?: number;
 }
 
 async function runSize(
@@ -241,8 +272,9 @@ async function runSize(
     );
 
     raw.durable = true;
-    await store.makeDurable();
+    await store.reopen({ fsync: 'always' });
     const flushesBefore = raw.flushes;
+    const durableFrom = { raw: rawKeys.length, store: storeKeys.length };
     let rawDurableOps = 0;
     const durable = await inTurn(async (engine) => {
       if (engine === 'store')
@@ -259,16 +291,48 @@ async function runSize(
 
     const pick = (keys: number[]) => keys[Math.floor(Math.random() * keys.length)] as number;
     const gets = (engine: Engine, keys: number[]) => () => engine.get(pick(keys));
+    const timedGets = (rawSet: number[], storeSet: number[]) =>
+      inTurn(async (engine) => {
+        const before = store.store.cacheStats();
+        const result =
+          engine === 'raw'
+            ? await runPhase(gets(raw, rawSet), concurrency, durationMs, Number.POSITIVE_INFINITY)
+            : await runPhase(
+                gets(store, storeSet),
+                concurrency,
+                durationMs,
+                Number.POSITIVE_INFINITY,
+              );
+        if (engine === 'store') hitRatio = cacheHitRatio(before, store.store.cacheStats());
+        return result;
+      });
+    let hitRatio = 0;
+
+    // The files written last since the store was reopened, as many as the cache holds (it was
+    // filled as they were written).
+    const { maxBytes } = store.store.cacheStats();
+    const hotFiles = Math.min(
+      storeKeys.length - durableFrom.store,
+      rawKeys.length - durableFrom.raw,
+      Math.floor((0.9 * maxBytes) / (size + 'application/octet-stream'.length + ENTRY_OVERHEAD)),
+    );
+    const rawHot = rawKeys.slice(-hotFiles);
+    const storeHot = storeKeys.slice(-hotFiles);
+    await runPhase(gets(raw, rawHot), concurrency, 60_000, options.warmup);
+    await runPhase(gets(store, storeHot), concurrency, 60_000, options.warmup);
+    const cached = await timedGets(rawHot, storeHot);
+    samples.set('get last written, cache on', { ...cached, hitRatio, hotFiles });
+
+    await store.reopen({ fsync: 'always', cacheSize: 0 });
+    await runPhase(gets(store, storeHot), concurrency, 60_000, options.warmup);
+    const uncached = await timedGets(rawHot, storeHot);
+    samples.set('get last written, cache off', { ...uncached, hitRatio, hotFiles });
+
+    await store.reopen({ fsync: 'always' });
     await runPhase(gets(raw, rawKeys), concurrency, 60_000, options.warmup);
     await runPhase(gets(store, storeKeys), concurrency, 60_000, options.warmup);
-    samples.set(
-      'get',
-      await inTurn((engine) =>
-        engine === 'raw'
-          ? runPhase(gets(raw, rawKeys), concurrency, durationMs, Number.POSITIVE_INFINITY)
-          : runPhase(gets(store, storeKeys), concurrency, durationMs, Number.POSITIVE_INFINITY),
-      ),
-    );
+    const random = await timedGets(rawKeys, storeKeys);
+    samples.set('get random', { ...random, hitRatio });
   } finally {
     await raw.close().catch(() => {});
     await store.close().catch(() => {});
@@ -322,8 +386,10 @@ async function main(): Promise<void> {
     ],
   ];
   const notes: string[] = [];
+  const bySize = new Map<number, Array<Map<PhaseName, Sample>>>();
   for (const size of sizes) {
     const runs: Array<Map<PhaseName, Sample>> = [];
+    bySize.set(size, runs);
     for (let rep = 0; rep < reps; rep++) {
       process.stderr.write(
         `[${new Date().toISOString().slice(11, 19)}] ${sizeLabel(size)}, repetition ${rep + 1}\n`,
@@ -350,6 +416,14 @@ async function main(): Promise<void> {
         fmt(median(samples.map((s) => s.store.cpuMicros)), 1),
         fmt(median(samples.map((s) => s.raw.cpuMicros / s.store.cpuMicros)), 2),
       ]);
+      if (phase.startsWith('get')) {
+        const hits = median(samples.map((s) => s.hitRatio ?? 0));
+        const hot = samples[0]?.hotFiles;
+        notes.push(
+          `${sizeLabel(size)} ${phase}: store cache hit ratio ${fmt(hits, 2)}` +
+            (hot === undefined ? '' : ` (${fmt(hot)} files written last)`),
+        );
+      }
       if (phase === 'put, fsync always') {
         const perFlush = median(samples.map((s) => s.rawWritesPerFlush ?? 0));
         notes.push(
@@ -359,6 +433,24 @@ async function main(): Promise<void> {
     }
   }
   console.log(table(rows));
+  console.log('');
+  const cacheRows: string[][] = [
+    ['size', 'store get, cache on ops/s', 'cache off ops/s', 'on/off', 'cpu us/op on', 'off'],
+  ];
+  for (const [size, runs] of bySize) {
+    const on = runs.map((run) => (run.get('get last written, cache on') as Sample).store);
+    const off = runs.map((run) => (run.get('get last written, cache off') as Sample).store);
+    const ratios = on.map((s, i) => s.opsPerSecond / (off[i] as PhaseResult).opsPerSecond);
+    cacheRows.push([
+      sizeLabel(size),
+      fmt(median(on.map((s) => s.opsPerSecond))),
+      fmt(median(off.map((s) => s.opsPerSecond))),
+      `${fmt(median(ratios), 2)} [${fmt(Math.min(...ratios), 2)}-${fmt(Math.max(...ratios), 2)}]`,
+      fmt(median(on.map((s) => s.cpuMicros)), 1),
+      fmt(median(off.map((s) => s.cpuMicros)), 1),
+    ]);
+  }
+  console.log(table(cacheRows));
   console.log('');
   for (const note of notes) console.log(note);
   console.log(

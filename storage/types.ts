@@ -54,13 +54,18 @@ export interface ByteRange {
   end: number;
 }
 
+/**
+ * What `get` answers. Its `info` and a buffered `body` are the store's and may be shared with
+ * other reads (the volume adapter serves small files from a cache without copying them): read
+ * them, never write into them. A store may freeze `info`, so that writing to it throws.
+ */
 export interface FileRead {
-  info: FileInfo;
+  readonly info: FileInfo;
   /**
    * The bytes (of the range, when one was asked). Small files come as one verified buffer. Large
    * ones stream; their checksum is checked as they stream and a mismatch errors the stream.
    */
-  body: Uint8Array | ReadableStream<Uint8Array>;
+  readonly body: Uint8Array | ReadableStream<Uint8Array>;
 }
 
 export interface SyncReport {

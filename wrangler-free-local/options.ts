@@ -123,6 +123,18 @@ export const options = {
       'command.',
     schema: share,
   },
+  cacheSize: {
+    flag: '--cache-size',
+    env: 'HAYSTACK_CACHE_SIZE',
+    type: 'string',
+    value: 'BYTES',
+    default: '64M',
+    help:
+      'Memory for the cache of small files (up to 64 KiB), filled on write and on read: a hit is ' +
+      'answered without reading the disk or checking a checksum (the bytes were checked when ' +
+      'cached). Suffixes as --max-body; 0 turns it off.',
+    schema: byteCount(),
+  },
   requireCookie: {
     flag: '--require-cookie',
     env: 'HAYSTACK_REQUIRE_COOKIE',

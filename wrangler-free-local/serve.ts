@@ -42,6 +42,7 @@ export async function startServer(
     fsync: config.fsync,
     volumeSize: config.volumeSize,
     readOnly: config.readOnly,
+    cacheSize: config.cacheSize,
     ...(config.compactAt === undefined ? {} : { compactAt: config.compactAt }),
     log,
   });

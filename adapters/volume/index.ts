@@ -12,6 +12,7 @@ export {
   verifyDataDir,
 } from './verify.ts';
 export {
+  type CacheStats,
   type FsyncMode,
   openVolumeStore,
   VolumeStore,

@@ -102,7 +102,12 @@ export async function ingest(
   const { volume, offset } = await append(state, needle, (at) =>
     entriesFor(key, at, data.byteLength, plan),
   );
-  return fileInfo({ key, size: data.byteLength, volume: volume.id, offset, cookie, contentType });
+  const info = { key, size: data.byteLength, volume: volume.id, offset, cookie, contentType };
+  // The bytes just made durable: the file most likely to be read next (Haystack's Cache).
+  if (state.cache.enabled && state.live.holds(key, volume.id, offset)) {
+    state.cache.fill(fileInfo(info), data);
+  }
+  return fileInfo(info);
 }
 
 /**

@@ -51,7 +51,11 @@ export function publish(
   slot: Slot,
   entries: IndexEntry[],
 ): void {
-  for (const { key, offset, length } of entries) state.live.apply(volume.id, key, offset, length);
+  for (const { key, offset, length } of entries) {
+    state.live.apply(volume.id, key, offset, length);
+    // A tombstone (delete or replace): the file must never be answered from the cache again.
+    if (length === 0) state.cache.delete(key);
+  }
   volume.complete(slot, entries);
 }
 

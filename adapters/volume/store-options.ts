@@ -1,4 +1,5 @@
 import { MAX_VOLUME_BYTES } from './index-file.ts';
+import { DEFAULT_CACHE_SIZE } from './needle-cache.ts';
 
 /**
  * `always` (default): a write is answered only once it is on disk (fdatasync; concurrent writes
@@ -31,6 +32,11 @@ export interface VolumeStoreOptions {
    * quarter of `volumeSize`; 0 spools every such upload.
    */
   maxStreamingBytes?: number;
+  /**
+   * Bytes of memory for the cache of small files (Haystack's Cache: files up to 64 KiB, filled
+   * on write and on read, served without touching the disk). Default 64 MiB; 0 turns it off.
+   */
+  cacheSize?: number;
   /** Where start-up findings and automatic compactions go. */
   log?: (line: string) => void;
 }
@@ -49,6 +55,7 @@ export function storeSettings(options: VolumeStoreOptions): StoreSettings {
     maxStreamingBytes = Math.floor(volumeSize / 4),
     readOnly = false,
     compactAt,
+    cacheSize = DEFAULT_CACHE_SIZE,
     log = () => {},
   } = options;
   if (!Number.isSafeInteger(volumeSize) || volumeSize < 1024 || volumeSize > MAX_VOLUME_BYTES) {
@@ -56,6 +63,9 @@ export function storeSettings(options: VolumeStoreOptions): StoreSettings {
   }
   if (!Number.isSafeInteger(maxStreamingBytes) || maxStreamingBytes < 0) {
     throw new RangeError(`maxStreamingBytes must be a byte count, got ${maxStreamingBytes}`);
+  }
+  if (!Number.isSafeInteger(cacheSize) || cacheSize < 0) {
+    throw new RangeError(`cacheSize must be a byte count, got ${cacheSize}`);
   }
   if (compactAt !== undefined && !(compactAt > 0 && compactAt <= 1)) {
     throw new RangeError(`compactAt must be above 0 and at most 1, got ${compactAt}`);
@@ -66,6 +76,7 @@ export function storeSettings(options: VolumeStoreOptions): StoreSettings {
     volumeSize,
     maxStreamingBytes,
     readOnly,
+    cacheSize,
     log,
     ...(compactAt === undefined ? {} : { compactAt }),
   };

@@ -16,6 +16,7 @@ import {
   needleLength,
   readHeader,
 } from './needle.ts';
+import { CACHE_MAX_FILE } from './needle-cache.ts';
 import type { NeedleLocation } from './needle-map.ts';
 import { streamData } from './read-stream.ts';
 import { corrupt, notFound } from './store-errors.ts';
@@ -27,8 +28,11 @@ const WHOLE_READ = 4 * 1024 * 1024;
 /** Needles up to this size are read on the event loop's thread (see VolumeFile.readNow). */
 const SYNC_READ_MAX = 256 * 1024;
 
-/** What the read path needs of the store: where keys are, and the volumes. */
-export type ReadState = Pick<StoreState, 'live' | 'volumes'>;
+/** Needles that may hold a file the cache keeps: others are not looked up (nor counted misses). */
+const CACHEABLE_NEEDLE = needleLength(MAX_CONTENT_TYPE_LENGTH, CACHE_MAX_FILE);
+
+/** What the read path needs of the store: where keys are, the volumes, the cache. */
+export type ReadState = Pick<StoreState, 'live' | 'volumes' | 'cache'>;
 
 /** A live file, whole or a range: small ones verified in one read, large ones streamed. */
 export async function readFile(
@@ -38,17 +42,22 @@ export async function readFile(
   cookie: number | undefined,
 ): Promise<FileRead> {
   const location = locate(state, key);
+  const cached = cachedRead(state, key, location, cookie);
+  if (cached !== undefined) return range ? partOf(cached, range) : cached;
   const volume = volumeOf(state, location);
   if (location.length <= WHOLE_READ) {
-    const bytes =
-      location.length <= SYNC_READ_MAX
-        ? volume.file.readNow(location.offset, location.length)
-        : await volume.file.read(location.offset, location.length);
+    const sync = location.length <= SYNC_READ_MAX;
+    const bytes = sync
+      ? volume.file.readNow(location.offset, location.length)
+      : await volume.file.read(location.offset, location.length);
     const needle = decodeNeedle(bytes);
     if (typeof needle === 'string') throw corrupt(key, location, needle);
     const header = checkHeader(key, location, needle, cookie);
-    const data = range ? needle.data.subarray(range.start, range.end + 1) : needle.data;
-    return { info: infoOf(header, needle.contentType, location), body: data };
+    const info = infoOf(header, needle.contentType, location);
+    // Verified: cached, unless the key was retired or moved while an async read was out.
+    const keep = state.cache.enabled && (sync || state.live.holds(key, volume.id, location.offset));
+    const whole = keep ? state.cache.fill(info, needle.data) : { info, body: needle.data };
+    return range ? partOf(whole, range) : whole;
   }
   const file = volume.file;
   const { header, contentType, head } = readHead(state, key, location, cookie);
@@ -63,8 +72,37 @@ export async function headFile(
   cookie: number | undefined,
 ): Promise<FileInfo> {
   const location = locate(state, key);
+  const cached = cachedRead(state, key, location, cookie);
+  if (cached !== undefined) return cached.info;
   const { header, contentType } = readHead(state, key, location, cookie);
   return infoOf(header, contentType, location);
+}
+
+/**
+ * The cache's whole-file read of the live file at `location`, if it holds one: no system call,
+ * no checksum (the bytes were verified when cached). The cookie is checked as a read from the
+ * volume checks it; an entry of a file that compaction moved is brought to its new place.
+ */
+function cachedRead(
+  state: ReadState,
+  key: Key,
+  location: NeedleLocation,
+  cookie: number | undefined,
+): FileRead | undefined {
+  if (location.length > CACHEABLE_NEEDLE) return undefined;
+  let read = state.cache.get(key);
+  if (read === undefined) return undefined;
+  if (cookie !== undefined && read.info.cookie !== cookie) throw notFound(key);
+  if (read.info.offset !== location.offset || read.info.volume !== location.volume) {
+    read = state.cache.moved(key, location.volume, location.offset);
+  }
+  return read;
+}
+
+/** A range of a whole-file read: a view of the same bytes. */
+function partOf(whole: FileRead, range: ByteRange): FileRead {
+  const body = whole.body as Uint8Array;
+  return { info: whole.info, body: body.subarray(range.start, range.end + 1) };
 }
 
 /** The live file's location; with a cookie, only if the stored cookie matches. */

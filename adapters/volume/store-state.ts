@@ -1,6 +1,7 @@
 import type { CompactReport } from '../../storage/index.ts';
 import type { LiveSet } from './accounting.ts';
 import type { Durability } from './durability.ts';
+import type { NeedleCache } from './needle-cache.ts';
 import { closed, noVolume, readOnlyServer } from './store-errors.ts';
 import type { StoreSettings } from './store-options.ts';
 import type { StreamingBudget } from './streaming-budget.ts';
@@ -17,6 +18,8 @@ export interface StoreState {
   readonly volumes: Map<number, Volume>;
   readonly durability: Durability;
   readonly streaming: StreamingBudget;
+  /** Small files recently written or read, verified: see needle-cache.ts. */
+  readonly cache: NeedleCache;
   /** The volume that takes appends: the newest. Older ones take no more appends. */
   writable: Volume;
   nextKey: number;

@@ -17,6 +17,7 @@ import { ingest } from './ingest.ts';
 import { KeyLock } from './key-lock.ts';
 import type { DirectoryLock } from './lock.ts';
 import { tombstone } from './needle.ts';
+import { type CacheStats, NeedleCache } from './needle-cache.ts';
 import { markReadOnly } from './read-only-marker.ts';
 import { putReplica } from './replica-write.ts';
 import { append } from './store-append.ts';
@@ -29,6 +30,7 @@ import { sealedWithMostGarbage, storeStatus } from './store-status.ts';
 import { StreamingBudget } from './streaming-budget.ts';
 import { closeVolume, type OpenedDir, openDataDir } from './volume-open.ts';
 
+export type { CacheStats } from './needle-cache.ts';
 export { DEFAULT_VOLUME_SIZE, type FsyncMode, type VolumeStoreOptions } from './store-options.ts';
 
 /**
@@ -65,6 +67,7 @@ export class VolumeStore implements BlobStore {
       nextKey: opened.live.maxKey + 1,
       durability: new Durability(settings.fsync),
       streaming: new StreamingBudget(settings.maxStreamingBytes),
+      cache: new NeedleCache(settings.cacheSize),
       rollingOver: undefined,
       reclaiming: undefined,
       appendsPaused: undefined,
@@ -133,6 +136,11 @@ export class VolumeStore implements BlobStore {
 
   status(): Promise<StoreStatus> {
     return this.#track(async () => storeStatus(this.#state));
+  }
+
+  /** The cache's counters (hits, misses, bytes held, entries), for a metrics registry. */
+  cacheStats(): CacheStats {
+    return this.#state.cache.stats();
   }
 
   close(): Promise<void> {

@@ -4,12 +4,14 @@ import { join } from 'node:path';
 import { type FsyncMode, openVolumeStore } from '../../adapters/volume/index.ts';
 import { describeStore, type StoreFixture } from './describe-store.ts';
 
-async function volumeFixture(fsync: FsyncMode): Promise<StoreFixture> {
+/** `cacheSize` undefined: the default, the cache on. */
+async function volumeFixture(fsync: FsyncMode, cacheSize?: number): Promise<StoreFixture> {
   const dir = await mkdtemp(join(tmpdir(), 'haystack-contract-'));
-  const store = await openVolumeStore({ dir, fsync });
+  const options = { dir, fsync, ...(cacheSize === undefined ? {} : { cacheSize }) };
+  const store = await openVolumeStore(options);
   return {
     store,
-    reopen: () => openVolumeStore({ dir, fsync }),
+    reopen: () => openVolumeStore(options),
     cleanup: async () => {
       await store.close();
       await rm(dir, { recursive: true, force: true });
@@ -20,3 +22,4 @@ async function volumeFixture(fsync: FsyncMode): Promise<StoreFixture> {
 for (const fsync of ['always', 'never'] as const) {
   describeStore(`volume (fsync ${fsync})`, () => volumeFixture(fsync));
 }
+describeStore('volume (fsync always, cache off)', () => volumeFixture('always', 0));

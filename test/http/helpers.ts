@@ -1,3 +1,5 @@
+import type { AddressInfo } from 'node:net';
+import { serve } from '@hono/node-server';
 import { expect } from 'vitest';
 import { createMemoryStore, type MemoryStore } from '../../adapters/memory/memory-store.ts';
 import { type CreateAppOptions, createApp } from '../../handlers/index.ts';
@@ -73,4 +75,22 @@ export function streamOf(...chunks: Uint8Array[]): ReadableStream<Uint8Array> {
 
 export async function bodyBytes(res: Response): Promise<Uint8Array> {
   return new Uint8Array(await res.arrayBuffer());
+}
+
+/** A running @hono/node-server on a free port of 127.0.0.1, serving `fetch`. */
+export interface Listening {
+  base: string;
+  close(): Promise<void>;
+}
+
+export function listen(fetch: Fixture['app']['fetch']): Promise<Listening> {
+  return new Promise((resolve) => {
+    const server = serve({ fetch, port: 0, hostname: '127.0.0.1' }, (info: AddressInfo) => {
+      resolve({
+        base: `http://127.0.0.1:${info.port}`,
+        close: () =>
+          new Promise<void>((done, fail) => server.close((err) => (err ? fail(err) : done()))),
+      });
+    });
+  });
 }

@@ -1,29 +1,27 @@
 import { request as httpRequest } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { type ServerType, serve } from '@hono/node-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bodyBytes, expectError, MAX_BODY, setup, streamOf } from './helpers.ts';
+import {
+  bodyBytes,
+  expectError,
+  type Listening,
+  listen,
+  MAX_BODY,
+  setup,
+  streamOf,
+} from './helpers.ts';
 
 /** The same app over a real socket, as @hono/node-server serves it in production. */
 describe('under @hono/node-server', () => {
   const { app, store } = setup();
-  let server: ServerType;
+  let server: Listening;
   let base = '';
 
   beforeAll(async () => {
-    await new Promise<void>((resolve) => {
-      server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, (info: AddressInfo) => {
-        base = `http://127.0.0.1:${info.port}`;
-        resolve();
-      });
-    });
+    server = await listen(app.fetch);
+    base = server.base;
   });
 
-  afterAll(async () => {
-    await new Promise<void>((resolve, reject) =>
-      server.close((err) => (err ? reject(err) : resolve())),
-    );
-  });
+  afterAll(() => server.close());
 
   it('stores a streamed upload and serves it back, whole, ranged and as HEAD', async () => {
     const data = new Uint8Array(700).map((_, i) => (i * 31) % 256);
