@@ -1,0 +1,334 @@
+/**
+ * `npm run bench:app [-- options]`: what the store's app costs on a 1 KiB GET, piece by piece,
+ * next to bare Hono, with the store out of the way: every variant answers from a stub store
+ * that hands back a fixed buffer at once (a fresh FileInfo per call, as the volume store does).
+ *
+ * Each variant is its own server process on 127.0.0.1, pinned to CPU 1 (`taskset`), driven by
+ * wrk pinned to CPU 0 (1 thread, 32 connections), as the shared benchmark does. The rounds are
+ * interleaved (every variant once per round) so that the machine's swings hit them alike; the
+ * table gives medians and each one's ratio to bare Hono in the same run.
+ *
+ * Options: --duration 5 (seconds per measurement), --reps 3, --warmup 1 (seconds, untimed, per
+ * measurement), --connections 32, --variants a,b (default all), --no-pin.
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { serve } from '@hono/node-server';
+import { Hono } from 'hono';
+import { validator } from 'hono/validator';
+import { createApp } from '../handlers/index.ts';
+import type { BlobStore, FileInfo, FileRead } from '../storage/index.ts';
+import { createHttpServer } from '../wrangler-free-local/http-server.ts';
+import { fmt, loadLine, machineLine, median, parseArgs, ROOT, table } from './lib.ts';
+
+const SIZE = 1024;
+const BLOB = new Uint8Array(SIZE).map((_, i) => (i * 31 + 7) & 0xff);
+const INFO: FileInfo = {
+  key: 1,
+  size: SIZE,
+  volume: 1,
+  offset: 32,
+  cookie: 0xb15782b2,
+  contentType: 'application/octet-stream',
+  etag: '"1-b15782b2"',
+};
+
+/** Answers every read with the same bytes at once; the rest is never called here. */
+function stubStore(): BlobStore {
+  const unused = () => Promise.reject(new Error('not part of the benchmark'));
+  return {
+    // A fresh info per read, as the volume store builds one per read.
+    get: async (): Promise<FileRead> => ({ info: { ...INFO }, body: BLOB }),
+    head: async () => ({ ...INFO }),
+    put: unused,
+    replace: unused,
+    delete: unused,
+    sync: unused,
+    status: unused,
+    close: async () => {},
+    capabilities: {},
+  };
+}
+
+/** The headers the store's app sends on a 200 of a 1 KiB octet-stream file. */
+function storeHeaders(info: FileInfo): Record<string, string> {
+  return {
+    'Content-Type': info.contentType,
+    'Content-Length': String(info.size),
+    ETag: info.etag,
+    'Cache-Control': 'public, max-age=31536000, immutable',
+    'Accept-Ranges': 'bytes',
+    'X-Content-Type-Options': 'nosniff',
+    'Content-Security-Policy': "sandbox; default-src 'none'",
+  };
+}
+
+const LIMITS = {
+  maxConnections: 1024,
+  maxPipeline: 16,
+  headersTimeoutMs: 10_000,
+  idleTimeoutMs: 60_000,
+};
+
+interface Variant {
+  name: string;
+  what: string;
+  start(port: number): Server;
+}
+
+/** Plain @hono/node-server, as the shared benchmark's servers/hono-bare.mjs starts it. */
+function plain(fetch: (request: Request) => Response | Promise<Response>, port: number): Server {
+  const server = serve({ fetch, port, hostname: '127.0.0.1' }) as Server;
+  server.keepAliveTimeout = 60_000;
+  return server;
+}
+
+/** Under the local server's own stack (serve.ts: connection table, limits, drain tracker). */
+function runner(fetch: (request: Request) => Response | Promise<Response>, port: number): Server {
+  const { server } = createHttpServer(fetch, LIMITS, '127.0.0.1');
+  server.listen(port, '127.0.0.1');
+  return server;
+}
+
+const VARIANTS: Variant[] = [
+  {
+    name: 'hono-bare',
+    what: 'shared servers/hono-bare.mjs: sync handler, c.body(blob)',
+    start(port) {
+      const app = new Hono();
+      app.get('/file/:key', (c) =>
+        c.body(BLOB, 200, { 'content-type': 'application/octet-stream' }),
+      );
+      return plain(app.fetch, port);
+    },
+  },
+  {
+    name: 'hono-async',
+    what: 'bare Hono, async handler awaiting the stub store',
+    start(port) {
+      const store = stubStore();
+      const app = new Hono();
+      app.get('/file/:key', async (c) => {
+        const { body } = await store.get(Number(c.req.param('key')));
+        return c.body(body as Uint8Array<ArrayBuffer>, 200, {
+          'content-type': 'application/octet-stream',
+        });
+      });
+      return plain(app.fetch, port);
+    },
+  },
+  {
+    name: 'hono-async+headers',
+    what: '+ the store app 7 headers built per request (plain-object Response)',
+    start(port) {
+      const store = stubStore();
+      const app = new Hono();
+      app.get('/file/:key', async (c) => {
+        const { info, body } = await store.get(Number(c.req.param('key')));
+        return new Response(body as Uint8Array<ArrayBuffer>, {
+          status: 200,
+          headers: storeHeaders(info),
+        });
+      });
+      return plain(app.fetch, port);
+    },
+  },
+  {
+    name: 'hono-async+headers+validator',
+    what: '+ hono/validator middleware on the param (as the app had before leanread)',
+    start(port) {
+      const store = stubStore();
+      const app = new Hono();
+      const param = validator('param', (params: Record<string, string>) => Number(params.key));
+      app.get('/file/:key', param, async (c) => {
+        const { info, body } = await store.get(c.req.valid('param'));
+        return new Response(body as Uint8Array<ArrayBuffer>, {
+          status: 200,
+          headers: storeHeaders(info),
+        });
+      });
+      return plain(app.fetch, port);
+    },
+  },
+  {
+    name: 'hono-async+headers+validator+use',
+    what: '+ an app.use middleware setting 5 context vars (as the app had before leanread)',
+    start(port) {
+      const store = stubStore();
+      const app = new Hono<{ Variables: Record<string, unknown> }>();
+      app.use(async (c, next) => {
+        c.set('store', store);
+        c.set('maxBody', 1);
+        c.set('requireCookie', false);
+        c.set('inlineActive', false);
+        c.set('discardBounds', {});
+        try {
+          await next();
+        } catch (thrown) {
+          throw thrown instanceof Error ? thrown : new Error('non-Error', { cause: thrown });
+        }
+      });
+      const param = validator('param', (params: Record<string, string>) => Number(params.key));
+      app.get('/file/:key', param, async (c) => {
+        const { info, body } = await (c.get('store') as BlobStore).get(c.req.valid('param'));
+        return new Response(body as Uint8Array<ArrayBuffer>, {
+          status: 200,
+          headers: storeHeaders(info),
+        });
+      });
+      return plain(app.fetch, port);
+    },
+  },
+  {
+    name: 'app',
+    what: "the store's app (createApp) over the stub, plain @hono/node-server",
+    start(port) {
+      return plain(createApp({ store: stubStore(), maxBody: 1 << 20 }).fetch, port);
+    },
+  },
+  {
+    name: 'hono-bare/runner',
+    what: 'hono-bare under the local server stack (connections, limits, drain tracker)',
+    start(port) {
+      const app = new Hono();
+      app.get('/file/:key', (c) =>
+        c.body(BLOB, 200, { 'content-type': 'application/octet-stream' }),
+      );
+      return runner(app.fetch, port);
+    },
+  },
+  {
+    name: 'app/runner',
+    what: "the store's app under the local server stack: what `npm start` runs, minus the store",
+    start(port) {
+      return runner(createApp({ store: stubStore(), maxBody: 1 << 20 }).fetch, port);
+    },
+  },
+];
+
+// ---- the server side: `bench/app.ts --serve <variant>` prints its port and serves ----
+
+async function serveVariant(name: string): Promise<void> {
+  const variant = VARIANTS.find((v) => v.name === name);
+  if (!variant) throw new Error(`no variant ${name}`);
+  const server = variant.start(0);
+  if (!server.listening) await once(server, 'listening');
+  console.log(`port ${(server.address() as AddressInfo).port}`);
+  process.on('SIGTERM', () => process.exit(0));
+}
+
+// ---- the driver ----
+
+interface Running {
+  variant: Variant;
+  child: ChildProcess;
+  port: number;
+}
+
+function startChild(variant: Variant, pin: boolean): Promise<Running> {
+  const node = [process.execPath, '--import', 'tsx', 'bench/app.ts', '--serve', variant.name];
+  const [command, ...args] = pin ? ['taskset', '-c', '1', ...node] : node;
+  const child = spawn(command as string, args, {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const port = /port (\d+)/.exec(out)?.[1];
+      if (port) resolve({ variant, child, port: Number(port) });
+    });
+    child.once('exit', (code) => reject(new Error(`${variant.name} exited with ${code}`)));
+  });
+}
+
+/** One GET, checked: 200 and the 1 KiB body; fails loudly rather than measure an error page. */
+async function check(running: Running): Promise<void> {
+  const res = await fetch(`http://127.0.0.1:${running.port}/file/1`);
+  const body = new Uint8Array(await res.arrayBuffer());
+  if (res.status !== 200 || body.byteLength !== SIZE || body[5] !== BLOB[5]) {
+    throw new Error(`${running.variant.name}: ${res.status}, ${body.byteLength} bytes`);
+  }
+}
+
+function wrk(port: number, seconds: number, connections: number, pin: boolean): number {
+  const args = ['-t1', `-c${connections}`, `-d${seconds}s`, `http://127.0.0.1:${port}/file/1`];
+  const [command, ...rest] = pin ? ['taskset', '-c', '0', 'wrk', ...args] : ['wrk', ...args];
+  const result = spawnSync(command as string, rest, { encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`wrk failed: ${result.stderr}`);
+  const rps = /Requests\/sec:\s+([\d.]+)/.exec(result.stdout)?.[1];
+  const bad = /Non-2xx or 3xx responses: (\d+)/.exec(result.stdout)?.[1];
+  if (bad !== undefined) throw new Error(`port ${port}: ${bad} non-2xx answers`);
+  if (rps === undefined) throw new Error(`no rate in wrk's output: ${result.stdout}`);
+  return Number(rps);
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const serveName = args.get('serve');
+  if (typeof serveName === 'string') return serveVariant(serveName);
+
+  const duration = Number(args.get('duration') ?? 5);
+  const reps = Number(args.get('reps') ?? 3);
+  const warmup = Number(args.get('warmup') ?? 1);
+  const connections = Number(args.get('connections') ?? 32);
+  const pin = args.get('pin') !== false;
+  const names = args.get('variants');
+  const chosen =
+    typeof names === 'string'
+      ? VARIANTS.filter((v) => names.split(',').includes(v.name))
+      : VARIANTS;
+  if (!chosen.some((v) => v.name === 'hono-bare')) chosen.unshift(VARIANTS[0] as Variant);
+  if (spawnSync('wrk', ['--version']).error) {
+    throw new Error('wrk is not installed (apt-get install -y wrk)');
+  }
+
+  console.log(machineLine());
+  console.log(
+    `1 KiB GET /file/1, wrk -t1 -c${connections} -d${duration}s (after ${warmup}s untimed), ` +
+      `${reps} rounds, ${pin ? 'server on CPU 1, wrk on CPU 0' : 'unpinned'}`,
+  );
+  const running: Running[] = [];
+  const stopAll = () => {
+    for (const r of running) r.child.kill('SIGTERM');
+  };
+  process.once('SIGINT', () => {
+    stopAll();
+    process.exit(130);
+  });
+  try {
+    for (const variant of chosen) running.push(await startChild(variant, pin));
+    for (const r of running) await check(r);
+    const rates = new Map<string, number[]>(chosen.map((v) => [v.name, []]));
+    for (let rep = 0; rep < reps; rep++) {
+      for (const r of running) {
+        if (warmup > 0) wrk(r.port, warmup, connections, pin);
+        const rps = wrk(r.port, duration, connections, pin);
+        rates.get(r.variant.name)?.push(rps);
+        console.log(`  round ${rep + 1}  ${r.variant.name.padEnd(34)} ${fmt(rps)} req/s`);
+      }
+    }
+    const bare = median(rates.get('hono-bare') ?? []);
+    const rows = [['variant', 'req/s', 'min-max', 'x hono-bare', 'what']];
+    for (const v of chosen) {
+      const list = rates.get(v.name) ?? [];
+      const m = median(list);
+      rows.push([
+        v.name,
+        fmt(m),
+        `${fmt(Math.min(...list))}-${fmt(Math.max(...list))}`,
+        fmt(m / bare, 2),
+        v.what,
+      ]);
+    }
+    console.log(`\n${table(rows)}`);
+    console.log(loadLine());
+  } finally {
+    stopAll();
+  }
+}
+
+await main();
