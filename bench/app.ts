@@ -13,6 +13,7 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
@@ -24,6 +25,8 @@ import { createHttpServer } from '../wrangler-free-local/http-server.ts';
 import { fmt, loadLine, machineLine, median, parseArgs, ROOT, table } from './lib.ts';
 
 const SIZE = 1024;
+/** USER_HZ: /proc's CPU times are in these ticks (100 on every Linux this runs on). */
+const CLOCK_TICKS = 100;
 const BLOB = new Uint8Array(SIZE).map((_, i) => (i * 31 + 7) & 0xff);
 const INFO: FileInfo = {
   key: 1,
@@ -254,7 +257,32 @@ async function check(running: Running): Promise<void> {
   }
 }
 
-function wrk(port: number, seconds: number, connections: number, pin: boolean): number {
+/** User + system CPU time of a process, all its threads, in microseconds (Linux). */
+function cpuMicros(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS) * 1e6;
+}
+
+interface Sample {
+  rps: number;
+  /** CPU time the server spent per answer: less disturbed by a busy machine than req/s. */
+  cpuUs: number;
+}
+
+function measure(running: Running, seconds: number, connections: number, pin: boolean): Sample {
+  const pid = running.child.pid as number;
+  const before = cpuMicros(pid);
+  const { rps, requests } = wrk(running.port, seconds, connections, pin);
+  return { rps, cpuUs: (cpuMicros(pid) - before) / requests };
+}
+
+function wrk(
+  port: number,
+  seconds: number,
+  connections: number,
+  pin: boolean,
+): { rps: number; requests: number } {
   const args = ['-t1', `-c${connections}`, `-d${seconds}s`, `http://127.0.0.1:${port}/file/1`];
   const [command, ...rest] = pin ? ['taskset', '-c', '0', 'wrk', ...args] : ['wrk', ...args];
   const result = spawnSync(command as string, rest, { encoding: 'utf8' });
@@ -262,8 +290,11 @@ function wrk(port: number, seconds: number, connections: number, pin: boolean): 
   const rps = /Requests\/sec:\s+([\d.]+)/.exec(result.stdout)?.[1];
   const bad = /Non-2xx or 3xx responses: (\d+)/.exec(result.stdout)?.[1];
   if (bad !== undefined) throw new Error(`port ${port}: ${bad} non-2xx answers`);
-  if (rps === undefined) throw new Error(`no rate in wrk's output: ${result.stdout}`);
-  return Number(rps);
+  const requests = /(\d+) requests in/.exec(result.stdout)?.[1];
+  if (rps === undefined || requests === undefined) {
+    throw new Error(`no rate in wrk's output: ${result.stdout}`);
+  }
+  return { rps: Number(rps), requests: Number(requests) };
 }
 
 async function main(): Promise<void> {
@@ -302,28 +333,41 @@ async function main(): Promise<void> {
   try {
     for (const variant of chosen) running.push(await startChild(variant, pin));
     for (const r of running) await check(r);
-    const rates = new Map<string, number[]>(chosen.map((v) => [v.name, []]));
+    const samples = new Map<string, Sample[]>(chosen.map((v) => [v.name, []]));
     for (let rep = 0; rep < reps; rep++) {
       for (const r of running) {
         if (warmup > 0) wrk(r.port, warmup, connections, pin);
-        const rps = wrk(r.port, duration, connections, pin);
-        rates.get(r.variant.name)?.push(rps);
-        console.log(`  round ${rep + 1}  ${r.variant.name.padEnd(34)} ${fmt(rps)} req/s`);
+        const sample = measure(r, duration, connections, pin);
+        samples.get(r.variant.name)?.push(sample);
+        console.log(
+          `  round ${rep + 1}  ${r.variant.name.padEnd(34)} ${fmt(sample.rps).padStart(7)} req/s` +
+            `  ${fmt(sample.cpuUs, 1).padStart(6)} us CPU/req`,
+        );
       }
     }
-    const bare = median(rates.get('hono-bare') ?? []);
-    const rows = [['variant', 'req/s', 'min-max', 'x hono-bare', 'what']];
+    const bare = samples.get('hono-bare') ?? [];
+    const bareRps = median(bare.map((s) => s.rps));
+    const bareCpu = median(bare.map((s) => s.cpuUs));
+    const rows = [
+      ['variant', 'req/s', 'min-max', 'x hono-bare', 'us CPU/req', 'x hono-bare (CPU)', 'what'],
+    ];
     for (const v of chosen) {
-      const list = rates.get(v.name) ?? [];
-      const m = median(list);
+      const list = samples.get(v.name) ?? [];
+      const rps = list.map((s) => s.rps);
+      const cpu = median(list.map((s) => s.cpuUs));
       rows.push([
         v.name,
-        fmt(m),
-        `${fmt(Math.min(...list))}-${fmt(Math.max(...list))}`,
-        fmt(m / bare, 2),
+        fmt(median(rps)),
+        `${fmt(Math.min(...rps))}-${fmt(Math.max(...rps))}`,
+        fmt(median(rps) / bareRps, 2),
+        fmt(cpu, 1),
+        fmt(bareCpu / cpu, 2),
         v.what,
       ]);
     }
+    console.log(
+      "\nx hono-bare: median req/s over hono-bare's; (CPU): hono-bare's CPU per answer over the variant's",
+    );
     console.log(`\n${table(rows)}`);
     console.log(loadLine());
   } finally {
