@@ -7,10 +7,7 @@ import {
   serverOptions,
 } from './connection-limits.ts';
 import { watchConnections } from './connections.ts';
-import { type DrainResult, requestTracker } from './drain.ts';
-
-/** What `app.fetch` is to @hono/node-server. */
-export type FetchCallback = Parameters<typeof getRequestListener>[0];
+import { type DrainResult, type FetchCallback, requestTracker } from './drain.ts';
 
 export interface HttpServer {
   /** Not yet listening: the caller listens. */
@@ -38,6 +35,7 @@ export function createHttpServer(
   const serveApp = getRequestListener(tracker.wrap(fetch), { hostname: defaultHost });
   const connections = watchConnections(server, {
     maxPipeline: limits.maxPipeline,
+    closed: (res) => tracker.responseClosed(res),
     answer(req, res) {
       if (tracker.draining) res.setHeader('connection', 'close');
       if (lacksRequiredHost(req)) return answerMissingHost(res);
