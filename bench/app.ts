@@ -5,10 +5,12 @@
  *
  * Each variant is its own server process on 127.0.0.1, pinned to CPU 1 (`taskset`), driven by
  * wrk pinned to CPU 0 (1 thread, 32 connections), as the shared benchmark does. The rounds are
- * interleaved (every variant once per round) so that the machine's swings hit them alike; the
- * table gives medians and each one's ratio to bare Hono in the same run.
+ * interleaved (every variant once per round, hono-bare first, the others in a rotating order)
+ * so that the machine's swings hit them alike; the table gives medians of req/s and of the CPU
+ * time each server spent per answer (from /proc: less disturbed by a busy machine), and the
+ * median over the rounds of each one's ratio to hono-bare's figure in the same round.
  *
- * Options: --duration 5 (seconds per measurement), --reps 3, --warmup 1 (seconds, untimed, per
+ * Options: --duration 4 (seconds per measurement), --reps 5, --warmup 1 (seconds, untimed, per
  * measurement), --connections 32, --variants a,b (default all), --no-pin.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
@@ -302,8 +304,8 @@ async function main(): Promise<void> {
   const serveName = args.get('serve');
   if (typeof serveName === 'string') return serveVariant(serveName);
 
-  const duration = Number(args.get('duration') ?? 5);
-  const reps = Number(args.get('reps') ?? 3);
+  const duration = Number(args.get('duration') ?? 4);
+  const reps = Number(args.get('reps') ?? 5);
   const warmup = Number(args.get('warmup') ?? 1);
   const connections = Number(args.get('connections') ?? 32);
   const pin = args.get('pin') !== false;
@@ -334,8 +336,13 @@ async function main(): Promise<void> {
     for (const variant of chosen) running.push(await startChild(variant, pin));
     for (const r of running) await check(r);
     const samples = new Map<string, Sample[]>(chosen.map((v) => [v.name, []]));
+    const [bareRunning, ...others] = running as [Running, ...Running[]];
     for (let rep = 0; rep < reps; rep++) {
-      for (const r of running) {
+      // hono-bare first in every round, then the others in an order rotated by one each round,
+      // so that none is always measured furthest from its round's reference.
+      const shift = others.length === 0 ? 0 : rep % others.length;
+      const order = [bareRunning, ...others.slice(shift), ...others.slice(0, shift)];
+      for (const r of order) {
         if (warmup > 0) wrk(r.port, warmup, connections, pin);
         const sample = measure(r, duration, connections, pin);
         samples.get(r.variant.name)?.push(sample);
@@ -345,28 +352,29 @@ async function main(): Promise<void> {
         );
       }
     }
+    // Ratios are taken round by round (against that round's hono-bare), then the median.
     const bare = samples.get('hono-bare') ?? [];
-    const bareRps = median(bare.map((s) => s.rps));
-    const bareCpu = median(bare.map((s) => s.cpuUs));
     const rows = [
       ['variant', 'req/s', 'min-max', 'x hono-bare', 'us CPU/req', 'x hono-bare (CPU)', 'what'],
     ];
     for (const v of chosen) {
       const list = samples.get(v.name) ?? [];
       const rps = list.map((s) => s.rps);
-      const cpu = median(list.map((s) => s.cpuUs));
+      const rpsRatio = median(list.map((s, i) => s.rps / (bare[i] as Sample).rps));
+      const cpuRatio = median(list.map((s, i) => (bare[i] as Sample).cpuUs / s.cpuUs));
       rows.push([
         v.name,
         fmt(median(rps)),
         `${fmt(Math.min(...rps))}-${fmt(Math.max(...rps))}`,
-        fmt(median(rps) / bareRps, 2),
-        fmt(cpu, 1),
-        fmt(bareCpu / cpu, 2),
+        fmt(rpsRatio, 2),
+        fmt(median(list.map((s) => s.cpuUs)), 1),
+        fmt(cpuRatio, 2),
         v.what,
       ]);
     }
     console.log(
-      "\nx hono-bare: median req/s over hono-bare's; (CPU): hono-bare's CPU per answer over the variant's",
+      "\nx hono-bare: the variant's req/s over hono-bare's in the same round; (CPU): hono-bare's " +
+        "CPU time per answer over the variant's, likewise; medians over the rounds",
     );
     console.log(`\n${table(rows)}`);
     console.log(loadLine());
