@@ -11,13 +11,15 @@
  * median over the rounds of each one's ratio to hono-bare's figure in the same round.
  *
  * Options: --duration 4 (seconds per measurement), --reps 5, --warmup 1 (seconds, untimed, per
- * measurement), --connections 32, --variants a,b (default all), --no-pin.
+ * measurement), --connections 32, --variants a,b (default all), --no-pin, --other DIR (adds
+ * other:app and other:app/runner, the app and stack of the checkout in DIR).
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import { validator } from 'hono/validator';
@@ -80,7 +82,7 @@ const LIMITS = {
 interface Variant {
   name: string;
   what: string;
-  start(port: number): Server;
+  start(port: number): Server | Promise<Server>;
 }
 
 /** Plain @hono/node-server, as the shared benchmark's servers/hono-bare.mjs starts it. */
@@ -213,12 +215,47 @@ const VARIANTS: Variant[] = [
   },
 ];
 
+/**
+ * The store's app and the local server's stack from another checkout of this repository
+ * (`--other DIR`, e.g. a `git archive` of an older commit with `storage/` and `adapters/` beside
+ * it), so that before and after are measured in the same run.
+ */
+function otherVariants(dir: string): Variant[] {
+  const load = async () => {
+    const handlers = (await import(path.resolve(dir, 'handlers/index.ts'))) as {
+      createApp: typeof createApp;
+    };
+    const http = (await import(path.resolve(dir, 'wrangler-free-local/http-server.ts'))) as {
+      createHttpServer: typeof createHttpServer;
+    };
+    return { app: handlers.createApp({ store: stubStore(), maxBody: 1 << 20 }), http };
+  };
+  return [
+    {
+      name: 'other:app',
+      what: `as app, from ${dir}`,
+      start: async (port) => plain((await load()).app.fetch, port),
+    },
+    {
+      name: 'other:app/runner',
+      what: `as app/runner, from ${dir}`,
+      async start(port) {
+        const { app, http } = await load();
+        const { server } = http.createHttpServer(app.fetch, LIMITS, '127.0.0.1');
+        server.listen(port, '127.0.0.1');
+        return server;
+      },
+    },
+  ];
+}
+
 // ---- the server side: `bench/app.ts --serve <variant>` prints its port and serves ----
 
-async function serveVariant(name: string): Promise<void> {
-  const variant = VARIANTS.find((v) => v.name === name);
+async function serveVariant(name: string, other: string | undefined): Promise<void> {
+  const all = other === undefined ? VARIANTS : [...VARIANTS, ...otherVariants(other)];
+  const variant = all.find((v) => v.name === name);
   if (!variant) throw new Error(`no variant ${name}`);
-  const server = variant.start(0);
+  const server = await variant.start(0);
   if (!server.listening) await once(server, 'listening');
   console.log(`port ${(server.address() as AddressInfo).port}`);
   process.on('SIGTERM', () => process.exit(0));
@@ -232,8 +269,9 @@ interface Running {
   port: number;
 }
 
-function startChild(variant: Variant, pin: boolean): Promise<Running> {
+function startChild(variant: Variant, pin: boolean, other: string | undefined): Promise<Running> {
   const node = [process.execPath, '--import', 'tsx', 'bench/app.ts', '--serve', variant.name];
+  if (other !== undefined) node.push('--other', other);
   const [command, ...args] = pin ? ['taskset', '-c', '1', ...node] : node;
   const child = spawn(command as string, args, {
     cwd: ROOT,
@@ -302,7 +340,9 @@ function wrk(
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const serveName = args.get('serve');
-  if (typeof serveName === 'string') return serveVariant(serveName);
+  const otherArg = args.get('other');
+  const other = typeof otherArg === 'string' ? path.resolve(otherArg) : undefined;
+  if (typeof serveName === 'string') return serveVariant(serveName, other);
 
   const duration = Number(args.get('duration') ?? 4);
   const reps = Number(args.get('reps') ?? 5);
@@ -310,10 +350,9 @@ async function main(): Promise<void> {
   const connections = Number(args.get('connections') ?? 32);
   const pin = args.get('pin') !== false;
   const names = args.get('variants');
+  const all = other === undefined ? VARIANTS : [...VARIANTS, ...otherVariants(other)];
   const chosen =
-    typeof names === 'string'
-      ? VARIANTS.filter((v) => names.split(',').includes(v.name))
-      : VARIANTS;
+    typeof names === 'string' ? all.filter((v) => names.split(',').includes(v.name)) : [...all];
   if (!chosen.some((v) => v.name === 'hono-bare')) chosen.unshift(VARIANTS[0] as Variant);
   if (spawnSync('wrk', ['--version']).error) {
     throw new Error('wrk is not installed (apt-get install -y wrk)');
@@ -333,7 +372,7 @@ async function main(): Promise<void> {
     process.exit(130);
   });
   try {
-    for (const variant of chosen) running.push(await startChild(variant, pin));
+    for (const variant of chosen) running.push(await startChild(variant, pin, other));
     for (const r of running) await check(r);
     const samples = new Map<string, Sample[]>(chosen.map((v) => [v.name, []]));
     const [bareRunning, ...others] = running as [Running, ...Running[]];
