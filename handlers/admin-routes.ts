@@ -1,17 +1,14 @@
 import { bearerAuth } from 'hono/bearer-auth';
-import { createFactory } from 'hono/factory';
 import * as v from 'valibot';
 import type { VolumeAdmin } from '../storage/index.ts';
 import type { AppEnv } from './env.ts';
-import { HttpError } from './errors.ts';
+import { errorsAsErrors, HttpError } from './errors.ts';
 import { readSmallBody } from './request-body.ts';
 
 /**
  * Operator routes under `/admin`: compaction and marking volumes read-only. `createApp` mounts
  * them only when an admin token is configured, behind `requireAdminToken`.
  */
-
-const factory = createFactory<AppEnv>();
 
 /**
  * RFC 6750's token characters (b64token): what an `Authorization: Bearer` token may hold, and so
@@ -68,7 +65,7 @@ const ADMIN_BODY_LIMIT = 4096;
  * (a store that has none) it answers 501 `not_supported`.
  */
 export function compactVolumes(volumes: VolumeAdmin | undefined) {
-  return factory.createHandlers(async (c) => {
+  return errorsAsErrors<AppEnv>(async (c) => {
     const query = c.req.query('volume');
     const fromQuery = query === undefined ? undefined : parseOrBadRequest(volumeIdText, query);
     const text = new TextDecoder().decode(await readSmallBody(c, ADMIN_BODY_LIMIT));
@@ -92,7 +89,7 @@ export function compactVolumes(volumes: VolumeAdmin | undefined) {
  * status, with `readOnly: true` (marked by an operator) and `sealed: true` (takes no appends).
  */
 export function markVolumeReadOnly(volumes: VolumeAdmin | undefined) {
-  return factory.createHandlers(async (c) => {
+  return errorsAsErrors<AppEnv>(async (c) => {
     const id = parseOrBadRequest(volumeIdText, c.req.param('id'));
     if (volumes === undefined) {
       throw new HttpError('not_supported', 'this store has no volumes to mark read-only');

@@ -1,4 +1,4 @@
-import { Hono } from 'hono';
+import { type Handler, Hono } from 'hono';
 import type { BlobStore } from '../storage/index.ts';
 import {
   BEARER_TOKEN,
@@ -6,10 +6,10 @@ import {
   markVolumeReadOnly,
   requireAdminToken,
 } from './admin-routes.ts';
-import type { AppEnv } from './env.ts';
+import type { AppEnv, AppSettings } from './env.ts';
 import { createErrorHandler, methodNotAllowed, noRoute } from './errors.ts';
-import { createFile, deleteFile, readFile, replaceFile } from './file-routes.ts';
-import { storeStatus, syncStore } from './store-routes.ts';
+import { fileRoutes } from './file-routes.ts';
+import { storeRoutes } from './store-routes.ts';
 import { DEFAULT_DISCARD_BOUNDS, type DiscardBounds } from './upload.ts';
 
 export interface CreateAppOptions {
@@ -75,50 +75,53 @@ export function createApp(options: CreateAppOptions): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.onError(createErrorHandler(onUnexpectedError));
   app.notFound(noRoute);
-  app.use(async (c, next) => {
-    c.set('store', store);
-    c.set('maxBody', maxBody);
-    c.set('requireCookie', requireCookie);
-    c.set('inlineActive', inlineActive);
-    c.set('discardBounds', discardBounds);
-    try {
-      await next();
-    } catch (thrown) {
-      // Hono hands only Error objects to onError and rethrows anything else out of fetch().
-      throw thrown instanceof Error
-        ? thrown
-        : new Error('a non-Error was thrown', { cause: thrown });
-    }
-  });
+  // The settings are closed over by the handlers: nothing is set on the context per request.
+  const settings: AppSettings = { store, maxBody, requireCookie, inlineActive, discardBounds };
+  const { createFile, readFile, replaceFile, deleteFile } = fileRoutes(settings);
+  const { syncStore, storeStatus } = storeRoutes(store);
 
-  // Each path's catch-all comes after its routes and answers every other method with 405.
-  app.post('/file', ...createFile);
-  app.all('/file', methodNotAllowed(['POST']));
-
+  // One route per path, which picks the handler by method and answers any other with 405: a
+  // request matches a single handler, which Hono runs without composing a chain. HEAD is
+  // answered by the GET handler (see readFile).
+  app.all('/file', byMethod([['POST', createFile]]));
   // `:key` is the file id: `{key}` or `{key},{cookie}`.
-  app.get('/file/:key', ...readFile); // GET and HEAD: see readFile
-  app.put('/file/:key', ...replaceFile);
-  app.delete('/file/:key', ...deleteFile);
-  app.all('/file/:key', methodNotAllowed(['GET', 'HEAD', 'PUT', 'DELETE']));
-
-  app.delete('/sync', ...syncStore);
-  app.all('/sync', methodNotAllowed(['DELETE']));
-
-  app.get('/status', ...storeStatus);
-  app.all('/status', methodNotAllowed(['GET', 'HEAD']));
+  app.all(
+    '/file/:key',
+    byMethod([
+      ['GET', readFile],
+      ['HEAD', readFile],
+      ['PUT', replaceFile],
+      ['DELETE', deleteFile],
+    ]),
+  );
+  app.all('/sync', byMethod([['DELETE', syncStore]]));
+  app.all(
+    '/status',
+    byMethod([
+      ['GET', storeStatus],
+      ['HEAD', storeStatus],
+    ]),
+  );
 
   if (adminToken !== undefined) {
     // Every /admin path asks for the token first, even one that does not exist.
     app.use('/admin/*', requireAdminToken(adminToken));
     // What the store offers is read once, here: no route asks it again per request.
     const { volumes } = store.capabilities;
-    app.post('/admin/compact', ...compactVolumes(volumes));
+    app.post('/admin/compact', compactVolumes(volumes));
     app.all('/admin/compact', methodNotAllowed(['POST']));
-    app.post('/admin/volumes/:id/readonly', ...markVolumeReadOnly(volumes));
+    app.post('/admin/volumes/:id/readonly', markVolumeReadOnly(volumes));
     app.all('/admin/volumes/:id/readonly', methodNotAllowed(['POST']));
   }
 
   return app;
+}
+
+/** The handler of each method, in the order `Allow` lists them; 405 for any other method. */
+function byMethod(handlers: ReadonlyArray<readonly [string, Handler<AppEnv>]>): Handler<AppEnv> {
+  const byName = new Map(handlers);
+  const notAllowed: Handler<AppEnv> = methodNotAllowed(handlers.map(([method]) => method));
+  return (c, next) => (byName.get(c.req.method) ?? notAllowed)(c, next);
 }
 
 function logUnexpected(err: unknown): void {

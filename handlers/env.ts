@@ -1,17 +1,23 @@
+import type { BlankEnv } from 'hono/types';
 import type { BlobStore } from '../storage/index.ts';
 import type { DiscardBounds } from './upload.ts';
 
-/** What every route finds on its context: set once per request by `createApp`'s middleware. */
-export interface AppEnv {
-  Variables: {
-    store: BlobStore;
-    /** Largest upload accepted, in bytes. */
-    maxBody: number;
-    /** A bare `/file/{key}` is not_found: only `/file/{key},{cookie}` names a file. */
-    requireCookie: boolean;
-    /** HTML, SVG and other active types are served inline rather than as attachments. */
-    inlineActive: boolean;
-    /** How much of a refused upload is read and dropped before the connection is let go. */
-    discardBounds: DiscardBounds;
-  };
+/**
+ * The app's Hono environment. It sets no context variables: what the routes need is
+ * `AppSettings`, resolved once by `createApp` and closed over by the handlers, not set again on
+ * every request.
+ */
+export type AppEnv = BlankEnv;
+
+/** `createApp`'s options with their defaults applied: what every route is built with. */
+export interface AppSettings {
+  store: BlobStore;
+  /** Largest upload accepted, in bytes. */
+  maxBody: number;
+  /** A bare `/file/{key}` is not_found: only `/file/{key},{cookie}` names a file. */
+  requireCookie: boolean;
+  /** HTML, SVG and other active types are served inline rather than as attachments. */
+  inlineActive: boolean;
+  /** How much of a refused upload is read and dropped before the connection is let go. */
+  discardBounds: DiscardBounds;
 }

@@ -1,4 +1,4 @@
-import type { Context, ErrorHandler, Handler, NotFoundHandler } from 'hono';
+import type { Context, Env, ErrorHandler, Handler, NotFoundHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { StoreError, type StoreErrorCode } from '../storage/index.ts';
@@ -122,6 +122,31 @@ export function createErrorHandler(onUnexpectedError: (err: unknown) => void): E
     }
     reportSafely(onUnexpectedError, err);
     return errorResponse(c, 'internal', 'internal server error');
+  };
+}
+
+/**
+ * Hono hands only Error objects to `onError` and rethrows anything else out of `fetch()`: a
+ * thrown string or a store that rejects with a plain object becomes an Error (the thrown value
+ * as its `cause`), so it too is answered with a 500 in the JSON shape.
+ */
+export function asError(thrown: unknown): Error {
+  return thrown instanceof Error ? thrown : new Error('a non-Error was thrown', { cause: thrown });
+}
+
+/**
+ * A route's handler whose failures all reach `onError` (see `asError`). The try costs nothing
+ * while nothing is thrown; it replaces a middleware that ran on every request.
+ */
+export function errorsAsErrors<E extends Env>(
+  handler: (c: Context<E>) => Promise<Response>,
+): Handler<E> {
+  return async (c) => {
+    try {
+      return await handler(c);
+    } catch (thrown) {
+      throw asError(thrown);
+    }
   };
 }
 

@@ -1,9 +1,7 @@
-import type { Context } from 'hono';
-import { createFactory } from 'hono/factory';
-import { validator } from 'hono/validator';
+import type { Context, Handler } from 'hono';
 import type { FileInfo } from '../storage/index.ts';
-import type { AppEnv } from './env.ts';
-import { HttpError } from './errors.ts';
+import type { AppEnv, AppSettings } from './env.ts';
+import { asError, errorsAsErrors, HttpError } from './errors.ts';
 import {
   fileHeaders,
   fileId,
@@ -16,99 +14,115 @@ import { contentRange, noneMatchHits, planRangedRead, unsatisfiedRange } from '.
 import { type FileId, parseFileId } from './schemas.ts';
 import { uploadInput } from './upload.ts';
 
-const factory = createFactory<AppEnv>();
+export interface FileRoutes {
+  /** POST /file */
+  createFile: Handler<AppEnv>;
+  /** GET and HEAD /file/{id} */
+  readFile: Handler<AppEnv>;
+  /** PUT /file/{id} */
+  replaceFile: Handler<AppEnv>;
+  /** DELETE /file/{id} */
+  deleteFile: Handler<AppEnv>;
+}
 
 /**
- * Checks `:key` (`{key}` or `{key},{cookie}`) before the handler runs; a bad id is a 400 whatever
- * else the request holds. When the app requires cookies, a bare key is answered as a file that
- * does not exist, before the store is asked: the answer is the same whether the key is live or
- * not, so it tells a stranger nothing.
+ * The routes of `/file`, built once with the app's settings. Each handler reads and checks
+ * `:key` itself (`{key}` or `{key},{cookie}`), first thing, so a bad id is a 400 whatever else
+ * the request holds: routing and validation are one step, with no validator middleware between.
  */
-const fileIdParam = validator(
-  'param',
-  (params: Record<string, string>, c: Context<AppEnv>): FileId => {
-    const id = parseFileId(params.key);
-    if (id.cookie === undefined && c.get('requireCookie')) {
+export function fileRoutes(settings: AppSettings): FileRoutes {
+  const { store, requireCookie, inlineActive } = settings;
+
+  /**
+   * The file id of the path. When the app requires cookies, a bare key is answered as a file
+   * that does not exist, before the store is asked: the answer is the same whether the key is
+   * live or not, so it tells a stranger nothing.
+   */
+  const fileIdOf = (c: Context<AppEnv>): FileId => {
+    const id = parseFileId(c.req.param('key'));
+    if (id.cookie === undefined && requireCookie) {
       throw new HttpError(
         'not_found',
         `no file with id ${id.key}: this server names files by key and cookie, /file/{key},{cookie} (the "fid" of the upload's answer)`,
       );
     }
     return id;
-  },
-);
+  };
 
-/** Where a stored file is: by file id when cookies are required (a bare key would not work). */
-function locationFor(c: Context<AppEnv>, info: FileInfo, replacing: boolean): string {
-  return locationOf(c.req.url, c.get('requireCookie') ? fileId(info) : info.key, replacing);
-}
+  /** Where a stored file is: by file id when cookies are required (a bare key would not work). */
+  const locationFor = (c: Context<AppEnv>, info: FileInfo, replacing: boolean): string =>
+    locationOf(c.req.url, requireCookie ? fileId(info) : info.key, replacing);
 
-/** POST /file */
-export const createFile = factory.createHandlers(async (c) => {
-  const info = await c.get('store').put(await uploadInput(c));
-  return jsonResponse(storedFileJson(info), 201, { Location: locationFor(c, info, false) });
-});
-
-/**
- * GET and HEAD /file/{key}. Hono has no HEAD routes: it runs the GET route with the HEAD request
- * (so `c.req.method` is `HEAD`) and drops the body. HEAD therefore asks the store for `head`
- * only, so no bytes are read for a response that will not carry them.
- */
-export const readFile = factory.createHandlers(fileIdParam, async (c) => {
-  const { key, cookie } = c.req.valid('param');
-  const store = c.get('store');
-  const isHead = c.req.method === 'HEAD';
-  const inlineActive = c.get('inlineActive');
-  const ifNoneMatch = c.req.header('if-none-match');
-  // Range is defined for GET only (RFC 9110 14.2): HEAD describes the whole file.
-  const range = isHead ? undefined : c.req.header('range');
-
-  if (!isHead && ifNoneMatch === undefined && range === undefined) {
-    const { info, body } = await store.get(key, undefined, cookie);
-    return plainResponse(responseBody(body), 200, fileHeaders(info, info.size, inlineActive));
-  }
-
-  const info = await store.head(key, cookie);
-  if (noneMatchHits(ifNoneMatch, info.etag)) return c.body(null, 304, notModifiedHeaders(info));
-  if (isHead) return c.body(null, 200, fileHeaders(info, info.size, inlineActive));
-
-  const plan = planRangedRead(range, c.req.header('if-range'), info);
-  if (plan.kind === 'unsatisfiable') {
-    throw new HttpError(
-      'range_not_satisfiable',
-      `the range ${range} is outside the file's ${info.size} bytes`,
-      { headers: { 'Content-Range': unsatisfiedRange(info.size) } },
-    );
-  }
-  if (plan.kind === 'full') {
-    const whole = await store.get(key, undefined, cookie);
-    return c.body(
-      responseBody(whole.body),
-      200,
-      fileHeaders(whole.info, whole.info.size, inlineActive),
-    );
-  }
-  const { start, end } = plan;
-  const part = await store.get(key, { start, end }, cookie);
-  return c.body(responseBody(part.body), 206, {
-    ...fileHeaders(part.info, end - start + 1, inlineActive),
-    'Content-Range': contentRange(start, end, part.info.size),
+  const createFile = errorsAsErrors<AppEnv>(async (c) => {
+    const info = await store.put(await uploadInput(c, settings));
+    return jsonResponse(storedFileJson(info), 201, { Location: locationFor(c, info, false) });
   });
-});
 
-/** PUT /file/{key}: the content moves to a new key, and the old key is gone for good. */
-export const replaceFile = factory.createHandlers(fileIdParam, async (c) => {
-  const { key, cookie } = c.req.valid('param');
-  const info = await c.get('store').replace(key, await uploadInput(c), cookie);
-  return jsonResponse(storedFileJson(info), 200, { Location: locationFor(c, info, true) });
-});
+  /**
+   * GET and HEAD. Hono has no HEAD routes: it runs the GET route with the HEAD request (so
+   * `c.req.method` is `HEAD`) and drops the body. HEAD therefore asks the store for `head`
+   * only, so no bytes are read for a response that will not carry them. The hot path of every
+   * read: no wrapper, the try (free while nothing is thrown) is its own.
+   */
+  const readFile: Handler<AppEnv> = async (c) => {
+    try {
+      const { key, cookie } = fileIdOf(c);
+      const isHead = c.req.method === 'HEAD';
+      const ifNoneMatch = c.req.header('if-none-match');
+      // Range is defined for GET only (RFC 9110 14.2): HEAD describes the whole file.
+      const range = isHead ? undefined : c.req.header('range');
 
-/** DELETE /file/{key} */
-export const deleteFile = factory.createHandlers(fileIdParam, async (c) => {
-  const { key, cookie } = c.req.valid('param');
-  await c.get('store').delete(key, cookie);
-  return c.json({ key, flag: false as const }, 200);
-});
+      if (!isHead && ifNoneMatch === undefined && range === undefined) {
+        const { info, body } = await store.get(key, undefined, cookie);
+        return plainResponse(responseBody(body), 200, fileHeaders(info, info.size, inlineActive));
+      }
+
+      const info = await store.head(key, cookie);
+      if (noneMatchHits(ifNoneMatch, info.etag)) return c.body(null, 304, notModifiedHeaders(info));
+      if (isHead) return c.body(null, 200, fileHeaders(info, info.size, inlineActive));
+
+      const plan = planRangedRead(range, c.req.header('if-range'), info);
+      if (plan.kind === 'unsatisfiable') {
+        throw new HttpError(
+          'range_not_satisfiable',
+          `the range ${range} is outside the file's ${info.size} bytes`,
+          { headers: { 'Content-Range': unsatisfiedRange(info.size) } },
+        );
+      }
+      if (plan.kind === 'full') {
+        const whole = await store.get(key, undefined, cookie);
+        return c.body(
+          responseBody(whole.body),
+          200,
+          fileHeaders(whole.info, whole.info.size, inlineActive),
+        );
+      }
+      const { start, end } = plan;
+      const part = await store.get(key, { start, end }, cookie);
+      return c.body(responseBody(part.body), 206, {
+        ...fileHeaders(part.info, end - start + 1, inlineActive),
+        'Content-Range': contentRange(start, end, part.info.size),
+      });
+    } catch (thrown) {
+      throw asError(thrown);
+    }
+  };
+
+  /** The content moves to a new key, and the old key is gone for good. */
+  const replaceFile = errorsAsErrors<AppEnv>(async (c) => {
+    const { key, cookie } = fileIdOf(c);
+    const info = await store.replace(key, await uploadInput(c, settings), cookie);
+    return jsonResponse(storedFileJson(info), 200, { Location: locationFor(c, info, true) });
+  });
+
+  const deleteFile = errorsAsErrors<AppEnv>(async (c) => {
+    const { key, cookie } = fileIdOf(c);
+    await store.delete(key, cookie);
+    return c.json({ key, flag: false as const }, 200);
+  });
+
+  return { createFile, readFile, replaceFile, deleteFile };
+}
 
 /**
  * A Response with plain-object headers. Hono's `c.body` turns more than one header into a

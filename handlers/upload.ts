@@ -1,6 +1,6 @@
 import type { Context } from 'hono';
 import type { PutInput } from '../storage/index.ts';
-import type { AppEnv } from './env.ts';
+import type { AppEnv, AppSettings } from './env.ts';
 import { HttpError } from './errors.ts';
 import { readSmallBody, tooLarge } from './request-body.ts';
 import { parseContentLength, parseContentType } from './schemas.ts';
@@ -14,17 +14,19 @@ const SMALL_UPLOAD = 256 * 1024;
  * while the bytes arrive, which is the only place a chunked body's size can be known. A declared
  * length over the limit is refused before a byte is read.
  */
-export async function uploadInput(c: Context<AppEnv>): Promise<PutInput> {
+export async function uploadInput(
+  c: Context<AppEnv>,
+  { maxBody: limit, discardBounds }: Pick<AppSettings, 'maxBody' | 'discardBounds'>,
+): Promise<PutInput> {
   const length = parseContentLength(c.req.header('content-length'));
   const contentType = parseContentType(c.req.header('content-type'));
-  const limit = c.get('maxBody');
   if (length !== undefined && length > limit) throw tooLarge(limit, length);
   // Only a large or chunked body touches `raw.body`: on @hono/node-server that getter builds a
   // whole web Request (AbortSignal, ReadableStream), which costs more than storing a small file.
   const body =
     length !== undefined && length <= SMALL_UPLOAD
       ? await readSmallBody(c, limit)
-      : streamedBody(c);
+      : streamedBody(c, discardBounds);
   return {
     body,
     limit,
@@ -33,7 +35,10 @@ export async function uploadInput(c: Context<AppEnv>): Promise<PutInput> {
   };
 }
 
-function streamedBody(c: Context<AppEnv>): ReadableStream<Uint8Array> | null {
+function streamedBody(
+  c: Context<AppEnv>,
+  discardBounds: DiscardBounds,
+): ReadableStream<Uint8Array> | null {
   let raw: ReadableStream<Uint8Array> | null;
   try {
     raw = c.req.raw.body;
@@ -46,7 +51,7 @@ function streamedBody(c: Context<AppEnv>): ReadableStream<Uint8Array> | null {
       cause: err,
     });
   }
-  return raw && lingeringBody(raw, c.get('discardBounds'));
+  return raw && lingeringBody(raw, discardBounds);
 }
 
 /** How much of a refused upload is still read and dropped before the connection is let go. */

@@ -37,7 +37,16 @@ interface Connection {
  */
 export function watchConnections(
   server: Server,
-  { maxPipeline, answer }: { maxPipeline: number; answer: Answer },
+  {
+    maxPipeline,
+    answer,
+    closed,
+  }: {
+    maxPipeline: number;
+    answer: Answer;
+    /** Told first whenever a response closes, finished or not. */
+    closed?: (res: ServerResponse) => void;
+  },
 ): ConnectionTable {
   const connections = new Map<Socket, Connection>();
 
@@ -60,13 +69,16 @@ export function watchConnections(
 
   // One listener for every response, not a closure per request: the read path is hot.
   function onResponseClose(this: ServerResponse) {
+    closed?.(this);
     const socket = this.req.socket;
     const connection = connections.get(socket);
     if (connection) {
       const { responses } = connection;
-      // Only the first was being answered, so only it can have finished.
-      const index = responses.indexOf(this);
-      if (index >= 0) responses.splice(index, 1);
+      // Only the first was being answered, so only it can have finished; `shift`, unlike
+      // `splice`, makes no array of what it removes.
+      const index = responses[0] === this ? 0 : responses.indexOf(this);
+      if (index === 0) responses.shift();
+      else if (index > 0) responses.splice(index, 1);
       const next = responses[0];
       if (next === undefined) wakeIdle(connection);
       else if (index === 0 && !socket.destroyed) answer(next.req, next);

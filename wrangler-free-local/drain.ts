@@ -1,5 +1,14 @@
-import type { Server } from 'node:http';
+import type { Server, ServerResponse } from 'node:http';
+import type { getRequestListener } from '@hono/node-server';
 import type { ConnectionTable } from './connections.ts';
+
+/** Where `wrap` leaves a handler's promise: on its response, for `responseClosed`. */
+const HANDLER = Symbol('haystack.handler');
+
+type TrackedResponse = ServerResponse & { [HANDLER]?: Promise<unknown> | undefined };
+
+/** What `app.fetch` is to @hono/node-server: its second argument holds `outgoing`. */
+export type FetchCallback = Parameters<typeof getRequestListener>[0];
 
 /** How long a graceful stop waits for requests in flight before it closes their connections. */
 export const DRAIN_GRACE_MS = 10_000;
@@ -15,8 +24,18 @@ export interface DrainResult {
 }
 
 export interface RequestTracker {
-  /** Wraps a fetch callback so that the graceful stop also waits for the promises it returns. */
-  wrap<A extends unknown[], R>(fetch: (...args: A) => R): (...args: A) => R;
+  /**
+   * Wraps @hono/node-server's fetch callback so that the graceful stop also waits for the
+   * promises it returns: each is kept on its response (`env.outgoing`), for `responseClosed`.
+   */
+  wrap(fetch: FetchCallback): FetchCallback;
+  /**
+   * Call when a response closes. One that closed before it was ended (its client went away, or
+   * the stop closed its connection) may leave its handler running, for example a write waiting
+   * for its fsync: from then on the stop waits for that handler too. A response that was ended
+   * needs nothing: @hono/node-server ends it only after the handler's promise resolved.
+   */
+  responseClosed(res: ServerResponse): void;
   /** Whether a stop has begun: new responses must then say `Connection: close`. */
   readonly draining: boolean;
   /**
@@ -30,7 +49,9 @@ export interface RequestTracker {
 /**
  * Tracks what a graceful stop has to wait for: unfinished HTTP responses (including bodies still
  * streaming out), from the connection table, and handler promises (which may outlive their
- * connection, for example a write waiting for its fsync after the client went away).
+ * connection, for example a write waiting for its fsync after the client went away). A handler
+ * is in flight while its response is unfinished, so only those that outlive their response are
+ * counted: nothing is allocated or chained per request for the ones that end normally.
  */
 export function requestTracker(): RequestTracker {
   let handlers = 0;
@@ -41,7 +62,7 @@ export function requestTracker(): RequestTracker {
   const settled = () => {
     if (wake && handlers === 0 && unfinished() === 0) wake();
   };
-  // One callback for every handler, not a closure per request: the read path is hot.
+  // One callback for every handler that outlived its response, not a closure each.
   const handlerDone = () => {
     handlers--;
     settled();
@@ -49,14 +70,21 @@ export function requestTracker(): RequestTracker {
 
   return {
     wrap(fetch) {
-      return (...args) => {
-        const result = fetch(...args);
-        if (result instanceof Promise) {
-          handlers++;
-          result.then(handlerDone, handlerDone);
-        }
+      return (request, env) => {
+        const result = fetch(request, env);
+        if (result instanceof Promise) (env.outgoing as TrackedResponse)[HANDLER] = result;
         return result;
       };
+    },
+
+    responseClosed(res) {
+      const tracked = res as TrackedResponse;
+      const handler = tracked[HANDLER];
+      if (handler === undefined) return;
+      tracked[HANDLER] = undefined;
+      if (res.writableEnded) return;
+      handlers++;
+      handler.then(handlerDone, handlerDone);
     },
 
     get draining() {

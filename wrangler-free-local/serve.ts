@@ -1,18 +1,12 @@
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { getRequestListener } from '@hono/node-server';
 import { openVolumeStore } from '../adapters/volume/index.ts';
 import { createApp } from '../handlers/index.ts';
-import { answerClientErrors, answerMissingHost, lacksRequiredHost } from './client-errors.ts';
-import {
-  applyConnectionLimits,
-  type ConnectionLimits,
-  serverOptions,
-} from './connection-limits.ts';
-import { watchConnections } from './connections.ts';
-import { type DrainResult, requestTracker } from './drain.ts';
+import type { ConnectionLimits } from './connection-limits.ts';
+import type { DrainResult } from './drain.ts';
 import { describeError, UserError } from './errors.ts';
+import { createHttpServer } from './http-server.ts';
 import type { Config } from './options.ts';
 
 export interface RunningServer {
@@ -62,24 +56,9 @@ export async function startServer(
     headersTimeoutMs: config.headersTimeout,
     idleTimeoutMs: config.idleTimeout,
   };
-  // @hono/node-server's `serve` is createServer + its request listener + listen; composing them
-  // here puts the connection checks before the app, and lets a listen error (port in use)
-  // reject cleanly rather than be thrown as an 'error' event.
-  const server = createServer(serverOptions(limits));
   // The Host an HTTP/1.0 request without one is taken to have named.
   const defaultHost = config.host.includes(':') ? `[${config.host}]` : config.host;
-  const tracker = requestTracker();
-  const serveApp = getRequestListener(tracker.wrap(app.fetch), { hostname: defaultHost });
-  const connections = watchConnections(server, {
-    maxPipeline: limits.maxPipeline,
-    answer(req, res) {
-      if (tracker.draining) res.setHeader('connection', 'close');
-      if (lacksRequiredHost(req)) return answerMissingHost(res);
-      void serveApp(req, res);
-    },
-  });
-  applyConnectionLimits(server, limits, connections);
-  answerClientErrors(server, connections, limits.idleTimeoutMs);
+  const { server, drain } = createHttpServer(app.fetch, limits, defaultHost);
 
   try {
     await listen(server, config.port, config.host);
@@ -103,7 +82,7 @@ export async function startServer(
     url: `http://${defaultHost}:${port}`,
     dataDir,
     async stop(graceMs) {
-      const result = await tracker.drain(server, connections, graceMs);
+      const result = await drain(graceMs);
       await store.close();
       return result;
     },
