@@ -128,11 +128,12 @@ export const options = {
     env: 'HAYSTACK_CACHE_SIZE',
     type: 'string',
     value: 'BYTES',
-    default: '64M',
+    default: '0',
     help:
       'Memory for the cache of small files (up to 64 KiB), filled on write and on read: a hit is ' +
       'answered without reading the disk or checking a checksum (the bytes were checked when ' +
-      'cached). Suffixes as --max-body; 0 turns it off.',
+      'cached). Suffixes as --max-body, e.g. 64M. Default 0: off, as it measured slower over ' +
+      'HTTP so far (docs/PERFORMANCE.md).',
     schema: byteCount(),
   },
   requireCookie: {

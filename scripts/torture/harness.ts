@@ -219,7 +219,8 @@ class Torture {
       maxFileSize: options.maxFileSize ?? 1024 * 1024,
       killDelayMs: options.killDelayMs ?? [0, 400],
     };
-    this.#serverFlags = ['--fsync', this.#options.fsync];
+    // The cache is off by default; the crash loop runs with it on, so kills land on it too.
+    this.#serverFlags = ['--fsync', this.#options.fsync, '--cache-size', '64M'];
     if (options.volumeSize !== undefined)
       this.#serverFlags.push('--volume-size', options.volumeSize);
     const { mode } = this.#options;

@@ -2,9 +2,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type FsyncMode, openVolumeStore } from '../../adapters/volume/index.ts';
+import { CACHE_SIZE_TESTED } from '../../adapters/volume/needle-cache.ts';
 import { describeStore, type StoreFixture } from './describe-store.ts';
 
-/** `cacheSize` undefined: the default, the cache on. */
+/** `cacheSize` undefined: the default (the cache off). */
 async function volumeFixture(fsync: FsyncMode, cacheSize?: number): Promise<StoreFixture> {
   const dir = await mkdtemp(join(tmpdir(), 'haystack-contract-'));
   const options = { dir, fsync, ...(cacheSize === undefined ? {} : { cacheSize }) };
@@ -22,4 +23,4 @@ async function volumeFixture(fsync: FsyncMode, cacheSize?: number): Promise<Stor
 for (const fsync of ['always', 'never'] as const) {
   describeStore(`volume (fsync ${fsync})`, () => volumeFixture(fsync));
 }
-describeStore('volume (fsync always, cache off)', () => volumeFixture('always', 0));
+describeStore('volume (fsync always, cache on)', () => volumeFixture('always', CACHE_SIZE_TESTED));

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openVolumeStore, type VolumeStore } from '../../adapters/volume/index.ts';
+import { CACHE_SIZE_TESTED } from '../../adapters/volume/needle-cache.ts';
 import { createApp } from '../../handlers/index.ts';
 import { makeTempDir, removeTempDir } from '../support/tmp.ts';
 import { type Listening, listen } from './helpers.ts';
@@ -19,7 +20,7 @@ describe('the cache, end to end under @hono/node-server', () => {
 
   beforeAll(async () => {
     dir = await makeTempDir('haystack-http-cache-');
-    store = await openVolumeStore({ dir });
+    store = await openVolumeStore({ dir, cacheSize: CACHE_SIZE_TESTED });
     server = await listen(createApp({ store, maxBody: 1024 * 1024, adminToken: TOKEN }).fetch);
     base = server.base;
   });

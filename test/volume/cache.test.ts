@@ -1,12 +1,25 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { CACHE_MAX_FILE, ENTRY_OVERHEAD, NeedleCache } from '../../adapters/volume/needle-cache.ts';
+import {
+  CACHE_MAX_FILE,
+  CACHE_SIZE_TESTED,
+  ENTRY_OVERHEAD,
+  NeedleCache,
+} from '../../adapters/volume/needle-cache.ts';
 import { VolumeFile } from '../../adapters/volume/volume-file.ts';
 import type { VolumeStore } from '../../adapters/volume/volume-store.ts';
 import { type FileInfo, type FileRead, isStoreError } from '../../storage/index.ts';
-import { useVolumeStores } from '../support/volume-stores.ts';
+import { type StoreOptions, useVolumeStores } from '../support/volume-stores.ts';
 
-const stores = useVolumeStores('haystack-cache-');
+const volumeStores = useVolumeStores('haystack-cache-');
+/** The cache is off by default: these tests open stores with it on unless they say otherwise. */
+const stores = {
+  ...volumeStores,
+  open: (options: StoreOptions = {}) =>
+    volumeStores.open({ cacheSize: CACHE_SIZE_TESTED, ...options }),
+  reopen: (store: VolumeStore, options: StoreOptions = {}) =>
+    volumeStores.reopen(store, { cacheSize: CACHE_SIZE_TESTED, ...options }),
+};
 
 afterEach(() => {
   vi.restoreAllMocks();
