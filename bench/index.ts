@@ -21,7 +21,6 @@
  *          --lookups 2M (random gets timed per map)   --tmpdir DIR (default: the OS temp dir)
  *          --keep-data (keep the start-up data dirs and print how to profile their loading)
  */
-import { spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -37,6 +36,7 @@ import { MapNeedleMap, type NeedleMap } from '../adapters/volume/needle-map.ts';
 import { PackedNeedleMap } from '../adapters/volume/packed-needle-map.ts';
 import { VolumeFile } from '../adapters/volume/volume-file.ts';
 import { openVolumeStore } from '../adapters/volume/volume-store.ts';
+import { listening, spawnCli, stop } from '../scripts/support/cli-process.ts';
 import {
   countLabel,
   fmt,
@@ -44,7 +44,6 @@ import {
   machineLine,
   parseArgs,
   parseCount,
-  ROOT,
   runChild,
   table,
   usedMemory,
@@ -259,46 +258,13 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  */
 async function serverRss(dir: string, count: number): Promise<RssSample> {
   const started = performance.now();
-  const child = spawn(
-    process.execPath,
-    [
-      '--expose-gc',
-      '--import',
-      'tsx',
-      '--import',
-      './bench/rss-probe.ts',
-      'wrangler-free-local/cli.ts',
-      'start',
-      '--data',
-      dir,
-      '--port',
-      '0',
-    ],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  const pid = child.pid as number;
-  let out = '';
-  let err = '';
-  child.stdout.setEncoding('utf8').on('data', (text: string) => {
-    out += text;
-  });
-  child.stderr.setEncoding('utf8').on('data', (text: string) => {
-    err += text;
-  });
-  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+  const run = spawnCli(['start', '--data', dir, '--port', '0'], {}, [
+    '--expose-gc',
+    '--import',
+    './bench/rss-probe.ts',
+  ]);
   try {
-    const url = await new Promise<string>((resolve, reject) => {
-      const check = setInterval(() => {
-        const match = /haystack listening on (\S+)/.exec(out);
-        if (match) {
-          clearInterval(check);
-          resolve(match[1] as string);
-        } else if (child.exitCode !== null) {
-          clearInterval(check);
-          reject(new Error(`haystack start exited ${child.exitCode}:\n${out}${err}`));
-        }
-      }, 20);
-    });
+    const { url, pid } = await listening(run, 10 * 60_000);
     const startS = (performance.now() - started) / 1000;
     const status = (await (await fetch(`${url}/status`)).json()) as { liveNeedles: number };
     if (status.liveNeedles !== count) {
@@ -311,19 +277,9 @@ async function serverRss(dir: string, count: number): Promise<RssSample> {
     }
     await sleep(1000);
     const rssBefore = (await procStatus(pid)).get('VmRSS') ?? 0;
-    const probed = err.length;
-    child.kill('SIGUSR2');
-    let line: RegExpExecArray | null = null;
-    for (let waited = 0; !line && waited < 30_000; waited += 20) {
-      await sleep(20);
-      line = /rss-probe (\{.*\})\n/.exec(err.slice(probed));
-    }
-    if (!line) throw new Error(`the probe did not answer:\n${err}`);
-    const heap = JSON.parse(line[1] as string) as {
-      heapUsed: number;
-      heapTotal: number;
-      arrayBuffers: number;
-    };
+    run.child.kill('SIGUSR2');
+    const [, probe = '{}'] = await run.waitForLine(/rss-probe (\{.*\})/, 'stderr');
+    const heap = JSON.parse(probe) as { heapUsed: number; heapTotal: number; arrayBuffers: number };
     await sleep(500);
     const after = await procStatus(pid);
     return {
@@ -337,8 +293,7 @@ async function serverRss(dir: string, count: number): Promise<RssSample> {
       startS,
     };
   } finally {
-    child.kill('SIGTERM');
-    await exited;
+    await stop(run);
   }
 }
 

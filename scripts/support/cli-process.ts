@@ -65,9 +65,14 @@ const running = new Set<CliRun>();
 /**
  * Runs the CLI as `node --import tsx wrangler-free-local/cli.ts ...args`, so that the child's pid
  * is the server itself (a SIGKILL hits it, not a wrapper). The child's environment is the
- * parent's without any HAYSTACK_* variable (the flags say everything), plus `env`.
+ * parent's without any HAYSTACK_* variable (the flags say everything), plus `env`. `nodeArgs` go
+ * to node after tsx and before the script (a benchmark's `--expose-gc` and `.ts` preloads).
  */
-export function spawnCli(args: readonly string[], env: Env = {}): CliRun {
+export function spawnCli(
+  args: readonly string[],
+  env: Env = {},
+  nodeArgs: readonly string[] = [],
+): CliRun {
   const childEnv: Env = {};
   for (const [name, value] of Object.entries(process.env)) {
     if (!name.startsWith('HAYSTACK_')) childEnv[name] = value;
@@ -75,7 +80,7 @@ export function spawnCli(args: readonly string[], env: Env = {}): CliRun {
   Object.assign(childEnv, env);
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', 'wrangler-free-local/cli.ts', ...args],
+    ['--import', 'tsx', ...nodeArgs, 'wrangler-free-local/cli.ts', ...args],
     { cwd: repoRoot, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   if (child.pid === undefined) throw new Error('could not spawn the CLI');
