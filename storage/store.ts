@@ -65,6 +65,34 @@ export interface ReplicaWriter {
    * deletes), as not every adapter remembers retired keys.
    */
   putReplica(key: Key, cookie: number, input: PutInput): Promise<FileInfo>;
+  /**
+   * Up to `limit` live keys above `after`, increasing: how a node pages through a replica (to
+   * compare it with another, or to catch up).
+   */
+  listKeys(after: Key, limit: number): Promise<Key[]>;
+}
+
+/**
+ * A store node's replicas: one store per logical volume it holds, each a store of its own (the
+ * volume adapter, in its own folder). What the node's internal API (handlers/replica-routes.ts)
+ * serves.
+ */
+export interface ReplicaVolumes {
+  /**
+   * The replica of logical volume `volume`, opened on first use. With `create`, a replica this
+   * node does not have yet is made, if the cluster names this node one of its replicas;
+   * otherwise (and without `create`) it is `not_found`.
+   */
+  replica(volume: number, options?: { create?: boolean }): Promise<BlobStore>;
+  /** Syncs every open replica. */
+  sync(): Promise<SyncReport>;
+  /** Every open replica's status, by logical volume. */
+  status(): Promise<ReplicaStatus[]>;
+}
+
+export interface ReplicaStatus extends StoreStatus {
+  /** The logical volume. */
+  volume: number;
 }
 
 /** The operator calls of a store made of volumes (the Haystack store's own). */

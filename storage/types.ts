@@ -124,3 +124,32 @@ export interface CompactReport {
   inPlace: boolean;
   durationMs: number;
 }
+
+/**
+ * What a cluster's `status` answers (CLUSTER.md): the store's figures over every logical volume
+ * (one replica of each counted), with the nodes and logical volumes. `volumes` lists the logical
+ * volumes as volumes.
+ */
+export interface ClusterStatus extends StoreStatus {
+  nodes: ClusterNodeStatus[];
+  logicalVolumes: LogicalVolumeStatus[];
+}
+
+export interface ClusterNodeStatus {
+  id: string;
+  /** The node's `--advertise` URL. */
+  url: string;
+  state: 'up' | 'down';
+  /** ISO 8601. */
+  lastHeartbeat: string;
+  bytesFree: number;
+}
+
+export interface LogicalVolumeStatus {
+  id: number;
+  /** Whether it takes writes now: stored writable, and every replica `ok`. */
+  state: 'writable' | 'read-only';
+  /** Why it takes no writes; null when writable. */
+  reason: string | null;
+  replicas: { node: string; state: 'ok' | 'down' | 'catching-up' }[];
+}

@@ -103,6 +103,13 @@ export function parseCommandLine(
     from[optionName] = `${variable} (environment)`;
   }
 
+  for (const needed of command.required ?? []) {
+    if (input[needed] !== undefined) continue;
+    const spec = option(needed);
+    const value = spec.type === 'string' ? ` ${spec.value}` : '';
+    return usageError(`${command.name} needs ${spec.flag}${value} (or ${spec.env})`);
+  }
+
   // Options the command does not take get their defaults: every command sees a whole Config.
   const result = v.safeParse(configSchema, input);
   if (!result.success) {

@@ -11,6 +11,8 @@ export interface CommandSpec<K extends OptionName> {
   summary: string;
   /** The options it takes; any other flag is a usage error, any other variable is ignored. */
   options: readonly K[];
+  /** Of those, the ones without which it cannot run (a usage error names them). */
+  required?: readonly K[];
   run(config: Pick<Config, K>): Promise<void>;
 }
 
@@ -21,11 +23,25 @@ const command = <const K extends OptionName>(spec: CommandSpec<K>): Command => s
 
 // Each command's module loads only when it runs: help and usage errors stay fast, and work even
 // where the store could not load.
+const clusterOptions: readonly OptionName[] = [
+  'directory',
+  'clusterToken',
+  'advertise',
+  'replicas',
+  'nodeTimeout',
+];
+const connectionOptions = [
+  'maxConnections',
+  'maxPipeline',
+  'headersTimeout',
+  'idleTimeout',
+] as const satisfies readonly OptionName[];
+
 export const commands: readonly Command[] = [
   command({
     name: 'start',
     summary: 'Serve the store over HTTP until Ctrl+C or SIGTERM.',
-    options: optionNames,
+    options: optionNames.filter((name) => !clusterOptions.includes(name)),
     run: async (config) => (await import('./start.ts')).runStart(config),
   }),
   command({
@@ -45,6 +61,45 @@ export const commands: readonly Command[] = [
     summary: 'Rewrite every volume without its deleted needles; server stopped.',
     options: ['data', 'fsync', 'volumeSize'],
     run: async (config) => (await import('./compact.ts')).runCompact(config),
+  }),
+  command({
+    name: 'node',
+    summary: 'Serve a cluster store node: replicas, for gateways only.',
+    options: [
+      'data',
+      'port',
+      'host',
+      'advertise',
+      'directory',
+      'clusterToken',
+      'nodeTimeout',
+      'maxBody',
+      'fsync',
+      'volumeSize',
+      'compactAt',
+      'cacheSize',
+      ...connectionOptions,
+    ],
+    required: ['directory', 'clusterToken'],
+    run: async (config) => (await import('./node.ts')).runNode(config),
+  }),
+  command({
+    name: 'gateway',
+    summary: 'Serve the public API for a whole cluster; keeps no state.',
+    options: [
+      'port',
+      'host',
+      'directory',
+      'clusterToken',
+      'replicas',
+      'nodeTimeout',
+      'maxBody',
+      'requireCookie',
+      'inlineActive',
+      ...connectionOptions,
+    ],
+    required: ['directory', 'clusterToken'],
+    run: async (config) => (await import('./gateway.ts')).runGateway(config),
   }),
 ];
 

@@ -37,6 +37,46 @@ export type OptionSpec = ValueOption | SwitchOption;
 const ADMIN_TOKEN_RULE =
   'must be at least 16 characters of letters, digits and - . _ ~ + / (a bearer token, RFC 6750), such as the output of openssl rand -hex 24';
 
+const CLUSTER_TOKEN_RULE = ADMIN_TOKEN_RULE;
+
+/** A PostgreSQL URL; never echoed back, as it may carry a password. */
+const directoryUrl = v.pipe(
+  v.string(),
+  v.check(
+    (text) => /^postgres(?:ql)?:$/.test(parsedUrl(text)?.protocol ?? ''),
+    'must be a PostgreSQL URL such as postgres://user:password@host:5432/db',
+  ),
+);
+
+/** An http(s) base URL: scheme, host and port, no path; a trailing slash is dropped. */
+const baseUrl = v.pipe(
+  v.string(),
+  v.check(
+    (text) => {
+      const url = parsedUrl(text);
+      return (
+        url !== undefined &&
+        (url.protocol === 'http:' || url.protocol === 'https:') &&
+        url.pathname === '/' &&
+        url.search === '' &&
+        url.hash === '' &&
+        url.username === '' &&
+        url.password === ''
+      );
+    },
+    (issue) => `must be a base URL such as http://10.0.0.5:8080, ${got(issue)}`,
+  ),
+  v.transform((text) => text.replace(/\/$/, '')),
+);
+
+function parsedUrl(text: string): URL | undefined {
+  try {
+    return new URL(text);
+  } catch {
+    return undefined;
+  }
+}
+
 /** In the order the usage lists them. The keys are the `Config` fields. */
 export const options = {
   data: {
@@ -224,6 +264,63 @@ export const options = {
       'A connection on which no byte arrives and none of the pending answer leaves for this ' +
       'long is closed (a stalled upload, a client that stops reading), unless it only waits ' +
       "for the server's answer. 20s, 500ms, or seconds (1.5).",
+    schema: duration,
+  },
+  directory: {
+    flag: '--directory',
+    env: 'HAYSTACK_DIRECTORY',
+    type: 'string',
+    value: 'URL',
+    help:
+      "The cluster's Directory, a PostgreSQL 14 or newer: postgres://user:password@host:5432/db. " +
+      'Its tables are made on first use. Prefer the variable: flags show in ps.',
+    schema: directoryUrl,
+  },
+  clusterToken: {
+    flag: '--cluster-token',
+    env: 'HAYSTACK_CLUSTER_TOKEN',
+    type: 'string',
+    value: 'T',
+    help:
+      "The secret gateways show nodes (Authorization: Bearer T); a node's internal API answers " +
+      '401 without it. The same on every node and gateway: at least 16 of A-Z a-z 0-9 - . _ ~ + / ' +
+      '(openssl rand -hex 24). Prefer the variable: flags show in ps.',
+    schema: v.pipe(
+      v.string(),
+      v.regex(BEARER_TOKEN, CLUSTER_TOKEN_RULE),
+      v.minLength(16, CLUSTER_TOKEN_RULE),
+    ),
+  },
+  advertise: {
+    flag: '--advertise',
+    env: 'HAYSTACK_ADVERTISE',
+    type: 'string',
+    value: 'URL',
+    help:
+      'The base URL gateways reach this node at, such as http://10.0.0.5:8080. Default: ' +
+      'http://HOST:PORT, with the port the node listens on.',
+    schema: baseUrl,
+  },
+  replicas: {
+    flag: '--replicas',
+    env: 'HAYSTACK_REPLICAS',
+    type: 'string',
+    value: 'R',
+    default: '3',
+    help:
+      'Replicas of each new logical volume, on as many nodes; a write is answered once every ' +
+      'replica has it on disk, and takes fewer than R nodes up as 503.',
+    schema: count(1, 16),
+  },
+  nodeTimeout: {
+    flag: '--node-timeout',
+    env: 'HAYSTACK_NODE_TIMEOUT',
+    type: 'string',
+    value: 'S',
+    default: '10',
+    help:
+      'How long a node may miss heartbeats before it counts as down: seconds (1.5), or 20s, ' +
+      '500ms. Nodes heartbeat four times as often.',
     schema: duration,
   },
 } as const satisfies Record<string, OptionSpec>;

@@ -49,15 +49,14 @@ function commandsSection(): string[] {
   ]);
 }
 
+/** Each command's name, then its flags, wrapped under one another. */
 function optionsByCommand(): string[] {
-  return columns(
-    commands.map((c) => [
-      c.name,
-      c.options.length === optionNames.length
-        ? 'every option below'
-        : c.options.map((name) => option(name).flag).join(' '),
-    ]),
-  );
+  const width = Math.max(...commands.map((c) => c.name.length)) + 4;
+  return commands.flatMap((c) => {
+    const flags = c.options.map((name) => option(name).flag).join(' ');
+    const [first = '', ...rest] = wrap(flags, ' '.repeat(width));
+    return [`  ${c.name.padEnd(width - 2)}${first.trimStart()}`, ...rest];
+  });
 }
 
 function optionsSection(): string[] {

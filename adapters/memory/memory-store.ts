@@ -31,7 +31,14 @@ export interface MemoryStoreOptions {
 export class MemoryStore implements BlobStore {
   /** No volumes, so no operator calls (the admin routes answer 501); replica writes, yes. */
   readonly capabilities: StoreCapabilities = {
-    replicas: { putReplica: (key, cookie, input) => this.#putReplica(key, cookie, input) },
+    replicas: {
+      putReplica: (key, cookie, input) => this.#putReplica(key, cookie, input),
+      listKeys: async (after, limit) =>
+        [...this.#files.keys()]
+          .filter((key) => key > after)
+          .sort((a, b) => a - b)
+          .slice(0, Math.max(0, limit)),
+    },
   };
   readonly #files = new Map<Key, MemoryFile>();
   #nextKey = 1;

@@ -15,7 +15,8 @@ export interface NeedleMap {
   set(key: number, location: NeedleLocation): void;
   delete(key: number): boolean;
   readonly size: number;
-  entries(): IterableIterator<[number, NeedleLocation]>;
+  /** Live entries in increasing key order, from the first key above `after` when given. */
+  entries(after?: number): IterableIterator<[number, NeedleLocation]>;
 }
 
 export class MapNeedleMap implements NeedleMap {
@@ -37,7 +38,11 @@ export class MapNeedleMap implements NeedleMap {
     return this.#map.size;
   }
 
-  entries(): IterableIterator<[number, NeedleLocation]> {
-    return this.#map.entries();
+  *entries(after = 0): IterableIterator<[number, NeedleLocation]> {
+    const keys = [...this.#map.keys()].filter((key) => key > after).sort((a, b) => a - b);
+    for (const key of keys) {
+      const location = this.#map.get(key);
+      if (location) yield [key, location];
+    }
   }
 }

@@ -349,11 +349,13 @@ export class PackedNeedleMap implements NeedleMap {
     return true;
   }
 
-  /** Live entries in increasing key order. Changes made while iterating are seen as a Map would. */
-  *entries(): IterableIterator<[number, NeedleLocation]> {
-    let index = 0;
-    let slot = 0;
-    let chunk = this.#chunks[0];
+  /**
+   * Live entries in increasing key order, from the first key above `after` (every one, without).
+   * Changes made while iterating are seen as a Map would.
+   */
+  *entries(after?: number): IterableIterator<[number, NeedleLocation]> {
+    let { index, slot } = after === undefined ? { index: 0, slot: 0 } : this.#seekAbove(after);
+    let chunk = this.#chunks[index];
     while (chunk) {
       if (slot >= chunk.count) {
         chunk = this.#chunks[++index];

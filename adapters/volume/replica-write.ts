@@ -85,3 +85,14 @@ async function checksumBody(
 function conflict(key: Key): StoreError {
   return new StoreError('conflict', `key ${key} already holds another file`);
 }
+
+/** Up to `limit` live keys above `after`, increasing (the needle map keeps them in order). */
+export function listKeys(state: StoreState, after: Key, limit: number): Key[] {
+  const keys: Key[] = [];
+  if (limit <= 0) return keys;
+  for (const [key] of state.live.map.entries(after)) {
+    keys.push(key);
+    if (keys.length === limit) break;
+  }
+  return keys;
+}

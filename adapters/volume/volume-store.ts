@@ -19,7 +19,7 @@ import type { DirectoryLock } from './lock.ts';
 import { tombstone } from './needle.ts';
 import { type CacheStats, NeedleCache } from './needle-cache.ts';
 import { markReadOnly } from './read-only-marker.ts';
-import { putReplica } from './replica-write.ts';
+import { listKeys, putReplica } from './replica-write.ts';
 import { append } from './store-append.ts';
 import { compactVolumes } from './store-compact.ts';
 import { closed } from './store-errors.ts';
@@ -47,6 +47,7 @@ export class VolumeStore implements BlobStore {
     replicas: {
       putReplica: (key, cookie, input) =>
         this.#track(() => putReplica(this.#state, this.#keys, key, cookie, input)),
+      listKeys: (after, limit) => this.#track(async () => listKeys(this.#state, after, limit)),
     },
   };
   readonly #state: StoreState;

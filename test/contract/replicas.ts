@@ -66,6 +66,21 @@ export function testReplicas({ fx, closeAndReopen }: StoreContext): void {
       expectBytes(await readAll((await store.get(own.key + 10)).body), utf8('near'));
     });
 
+    it('lists live keys above a key, increasing, a page at a time', async () => {
+      const { store } = fixture;
+      for (const key of [900, 30, 5000, 31, 7]) {
+        await replicas().putReplica(key, key, file(utf8(`file ${key}`)));
+      }
+      await store.delete(31);
+      const replaced = await store.replace(900, file(utf8('new')));
+      const all = [7, 30, 5000, replaced.key];
+      expect(await replicas().listKeys(0, 100)).toEqual(all);
+      expect(await replicas().listKeys(7, 2)).toEqual([30, 5000]);
+      expect(await replicas().listKeys(30, 1)).toEqual([5000]);
+      expect(await replicas().listKeys(replaced.key, 100)).toEqual([]);
+      expect(await replicas().listKeys(0, 0)).toEqual([]);
+    });
+
     it('answers a retry of the same file with the stored file, storing nothing twice', async () => {
       const { store } = fixture;
       const bytes = randomBytes(3000);

@@ -73,6 +73,13 @@ export class DelegatingStore<S extends BlobStore = BlobStore> implements BlobSto
             replicas?.putReplica.bind(replicas),
             [key, cookie, input],
           ),
+        listKeys: (after, limit) =>
+          this.#forward(
+            'listKeys',
+            overrides.replicas?.listKeys,
+            replicas?.listKeys.bind(replicas),
+            [after, limit],
+          ),
       };
     }
     this.capabilities = capabilities;
