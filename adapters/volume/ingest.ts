@@ -89,7 +89,7 @@ export async function ingest(
   }
   if (received.kind === 'file') {
     try {
-      return await streamFile(state, received.body, received.size, plan, undefined);
+      return await streamFile(state, received.read(), received.size, plan, undefined);
     } finally {
       await received.remove();
     }

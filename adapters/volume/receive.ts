@@ -1,6 +1,7 @@
 import type { PutInput } from '../../storage/index.ts';
 import { readBody, tooLarge } from '../read-body.ts';
-import { GATHER_MAX, type SpooledBody, spoolBody } from './spool.ts';
+import { GATHER_MAX, type SpooledBody, spoolBody } from '../spool.ts';
+import { newSpoolPath } from './temp-files.ts';
 
 /**
  * How an upload's bytes reach the volume: gathered in memory, streamed from the client straight
@@ -42,5 +43,5 @@ export async function receiveBody<Reservation>(
     const reservation = reserve(length);
     if (reservation !== undefined) return { kind: 'reserved', body, size: length, reservation };
   }
-  return spoolBody(body, limit, dir, length);
+  return spoolBody(body, limit, () => newSpoolPath(dir), length);
 }

@@ -1,17 +1,16 @@
 import { type FileHandle, open, rm } from 'node:fs/promises';
-import { StoreError } from '../../storage/index.ts';
-import { readChunks } from '../read-body.ts';
-import { newSpoolPath } from './temp-files.ts';
+import { StoreError } from '../storage/index.ts';
+import { readChunks } from './read-body.ts';
 
 /**
- * Bodies up to this size are gathered in memory and written with one call; larger ones of
- * declared length are streamed into their reserved space in the volume as they arrive.
+ * Bodies up to this size are gathered in memory; past it, a body goes on to a spool file, which
+ * is then read back (by the volume adapter, as a body of known length; by a cluster's gateway,
+ * once for each replica and again for a retry). So memory stays flat whatever the size; the price
+ * is writing a large upload twice.
  *
- * A body of unknown length (a chunked upload) cannot go straight into the volume: a needle's
- * header holds its size, and its space is reserved before the bytes arrive. Up to this many
- * bytes it is gathered in memory too; past it, the body goes on to a spool file in the data
- * directory, which is then copied into the volume as a body of known length. So memory stays
- * flat whatever the size; the price is writing a large chunked upload twice.
+ * The volume adapter spools a body of unknown length (a chunked upload), as a needle's header
+ * holds its size and its space is reserved before the bytes arrive; one of declared length it
+ * streams straight into space reserved for it, when it can.
  */
 export const GATHER_MAX = 1024 * 1024;
 
@@ -23,14 +22,14 @@ export type SpooledBody =
   | {
       kind: 'file';
       size: number;
-      /** The spooled bytes, read back from the start. */
-      body: ReadableStream<Uint8Array>;
+      /** The spooled bytes, read back from the start: a new stream at each call. */
+      read: () => ReadableStream<Uint8Array>;
       /** Closes and deletes the spool file. */
       remove: () => Promise<void>;
     };
 
 /**
- * Reads a body of unknown length, or one that could not stream into the volume, to its end with
+ * Reads a body to its end with
  * the bounds of `readChunks` (`too_large` past `limit`; with a declared `length`, exactly that
  * many bytes). A failed or aborted client stream is `bad_request`; a failing disk throws the fs
  * error. On any failure the spool file is gone before this rejects.
@@ -38,7 +37,8 @@ export type SpooledBody =
 export async function spoolBody(
   body: ReadableStream<Uint8Array>,
   limit: number,
-  dir: string,
+  /** A new spool file's path (it must not exist; it is made with `wx`). */
+  newPath: () => string,
   length?: number,
 ): Promise<SpooledBody> {
   const gathered: Uint8Array[] = [];
@@ -54,7 +54,7 @@ export async function spoolBody(
       }
       gathered.push(chunk);
       if (total > GATHER_MAX) {
-        const path = newSpoolPath(dir);
+        const path = newPath();
         spool = { path, handle: await open(path, 'wx+') };
         let position = 0;
         for (const piece of gathered.splice(0)) {
@@ -72,7 +72,7 @@ export async function spoolBody(
   return {
     kind: 'file',
     size: total,
-    body: readBack(handle, total),
+    read: () => readBack(handle, total),
     remove: () => removeSpool(handle, path),
   };
 }
