@@ -27,6 +27,7 @@ const statusByCode = {
   locked: 503,
   closed: 503,
   conflict: 409,
+  unavailable: 503,
   no_route: 404,
   method_not_allowed: 405,
   range_not_satisfiable: 416,

@@ -14,6 +14,7 @@ export const storeErrorCodes = [
   'read_only', // the store or the volume does not take writes
   'closed', // the store was closed
   'conflict', // a replica write names a key that holds other content
+  'unavailable', // a cluster cannot serve it now: too few nodes up, or no replica reachable
 ] as const;
 
 export type StoreErrorCode = (typeof storeErrorCodes)[number];
