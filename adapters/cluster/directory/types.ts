@@ -49,6 +49,8 @@ export interface VolumeRow {
 export interface ClusterView {
   nodes: NodeRow[];
   volumes: VolumeRow[];
+  /** The first key no lease holds yet. */
+  nextKey: Key;
 }
 
 /** Keys `first..last` (inclusive), handed out by one gateway, all stored in `volume`. */
@@ -109,9 +111,14 @@ export interface Directory {
    * A writable logical volume on `replicas` up nodes with the most free bytes, created in a
    * transaction under an advisory lock, unless one that is writable (stored writable, every
    * replica `ok` on an up node) exists by then: that one is answered. Undefined when fewer than
-   * `replicas` nodes are up.
+   * `replicas` nodes are up. Nodes in `avoid` (a gateway saw them fail just now, before the
+   * Directory counts them down) are neither chosen nor accepted in the writable one answered.
    */
-  createVolume(replicas: number, nodeTimeoutMs: number): Promise<VolumeRow | undefined>;
+  createVolume(
+    replicas: number,
+    nodeTimeoutMs: number,
+    avoid?: readonly NodeId[],
+  ): Promise<VolumeRow | undefined>;
   /** Marks a volume read-only with a reason (a no-op for one already read-only for `full`). */
   markVolumeReadOnly(volume: VolumeId, code: ReadOnlyReason, reason: string): Promise<void>;
   /** Marks one replica `catching-up`: it failed a write or a delete. */

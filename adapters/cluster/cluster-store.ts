@@ -1,0 +1,290 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import {
+  type BlobStore,
+  type ByteRange,
+  type ClusterStatus,
+  type FileInfo,
+  type FileRead,
+  type Key,
+  type PutInput,
+  type StoreCapabilities,
+  StoreError,
+  type SyncReport,
+} from '../../storage/index.ts';
+import { randomCookie } from '../file-info.ts';
+import { clusterStatus } from './cluster-status.ts';
+import { nodesById, ViewCache } from './cluster-view.ts';
+import type { Directory, VolumeId } from './directory/types.ts';
+import { failureReason, isReplicaFailure, writeEverywhere } from './fan-out.ts';
+import { deleteEverywhere } from './journaled-delete.ts';
+import { KeyLeases } from './key-leases.ts';
+import { holdersOf, type ReadContext, readAny } from './read-any.ts';
+import type { ReplicaApi, ReplicaBody } from './replica-api-client.ts';
+import { Suspects } from './suspects.ts';
+import { type HeldBody, holdBody } from './upload-body.ts';
+
+export interface ClusterStoreOptions {
+  /** The Directory; the store closes it on `close`. */
+  directory: Directory;
+  /** The client of the nodes' replica API; the store closes it on `close`. */
+  replicas: ReplicaApi;
+  /** Replicas of each new logical volume (`--replicas`). */
+  replicaCount: number;
+  /** How long a node may miss heartbeats before it counts as down (`--node-timeout`). */
+  nodeTimeoutMs: number;
+  /** Keys per lease; default 1,000. */
+  leaseSize?: number;
+  /** How old the cached view of the cluster may be; default min(1 s, node timeout / 4). */
+  viewMaxAgeMs?: number;
+  /** Attempts at a write on different logical volumes before `unavailable`; default 4. */
+  writeAttempts?: number;
+  /** Where large uploads are spooled; default a new folder in the OS's temp dir. */
+  spoolDir?: string;
+  log?: (line: string) => void;
+  /** Told of every replica that answered `corrupt` (for a metric). */
+  onCorrupt?: (node: string, volume: number, key: Key) => void;
+}
+
+/**
+ * The storage port over a cluster (CLUSTER.md, docs/CLUSTER-DESIGN.md): what a gateway serves.
+ * It keeps no state that matters: keys come from leases in the Directory, files live on the
+ * nodes, and which replicas may still hold a deleted key is in the Directory's journal.
+ *
+ * Writes go to every replica of a logical volume (W = R) and are acknowledged once all have them
+ * on disk; a replica's failure turns the volume read-only and the write is retried on another
+ * volume under a new key, the failed key retired. Reads go to one replica and fail over.
+ */
+export class ClusterStore implements BlobStore {
+  /** No operator calls of volumes and no replica writes: a cluster is reached through gateways. */
+  readonly capabilities: StoreCapabilities = {};
+  readonly #directory: Directory;
+  readonly #api: ReplicaApi;
+  readonly #views: ViewCache;
+  readonly #suspects: Suspects;
+  readonly #leases: KeyLeases;
+  readonly #read: ReadContext;
+  readonly #spoolDir: string;
+  readonly #ownsSpoolDir: boolean;
+  readonly #writeAttempts: number;
+  readonly #log: (line: string) => void;
+  readonly #inFlight = new Set<Promise<unknown>>();
+  #spools = 0;
+  #closing: Promise<void> | undefined;
+
+  private constructor(options: ClusterStoreOptions, spoolDir: string, ownsSpoolDir: boolean) {
+    const { directory, nodeTimeoutMs } = options;
+    this.#directory = directory;
+    this.#api = options.replicas;
+    this.#log = options.log ?? (() => {});
+    this.#views = new ViewCache({
+      directory,
+      nodeTimeoutMs,
+      maxAgeMs: options.viewMaxAgeMs ?? Math.min(1000, nodeTimeoutMs / 4),
+    });
+    this.#suspects = new Suspects(nodeTimeoutMs);
+    this.#leases = new KeyLeases({
+      directory,
+      views: this.#views,
+      suspects: this.#suspects,
+      replicas: options.replicaCount,
+      nodeTimeoutMs,
+      leaseSize: options.leaseSize ?? 1000,
+      gateway: `${process.pid}-${randomUUID()}`,
+    });
+    const onCorrupt = options.onCorrupt;
+    this.#read = {
+      directory,
+      views: this.#views,
+      suspects: this.#suspects,
+      onCorrupt: (node, volume, key) => {
+        this.#log(
+          `replica on node ${node} answered corrupt for key ${key} (logical volume ${volume})`,
+        );
+        onCorrupt?.(node, volume, key);
+      },
+    };
+    this.#spoolDir = spoolDir;
+    this.#ownsSpoolDir = ownsSpoolDir;
+    this.#writeAttempts = options.writeAttempts ?? 4;
+  }
+
+  static async open(options: ClusterStoreOptions): Promise<ClusterStore> {
+    const spoolDir =
+      options.spoolDir ?? (await mkdtemp(path.join(tmpdir(), 'haystack-gateway-spool-')));
+    const store = new ClusterStore(options, spoolDir, options.spoolDir === undefined);
+    // Fails now, not on the first request, when the Directory cannot be read.
+    await store.#views.fresh();
+    return store;
+  }
+
+  put(input: PutInput): Promise<FileInfo> {
+    return this.#track(async () => {
+      const held = await this.#hold(input);
+      try {
+        return await this.#store(held.body);
+      } finally {
+        await held.release();
+      }
+    });
+  }
+
+  replace(key: Key, input: PutInput, cookie?: number): Promise<FileInfo> {
+    return this.#track(async () => {
+      // The old file must be there (with that cookie) before anything is stored.
+      await this.#head(key, cookie);
+      const held = await this.#hold(input);
+      let info: FileInfo;
+      try {
+        info = await this.#store(held.body);
+      } finally {
+        await held.release();
+      }
+      // A delete that races this one may have retired the old key first: gone either way.
+      await this.#retire(key, cookie).catch((err: unknown) => {
+        if (!isNotFound(err)) throw err;
+      });
+      return info;
+    });
+  }
+
+  delete(key: Key, cookie?: number): Promise<void> {
+    return this.#track(async () => {
+      const outcome = await this.#retire(key, cookie);
+      if (outcome === 'not_found') throw new StoreError('not_found', `no file under key ${key}`);
+    });
+  }
+
+  get(key: Key, range?: ByteRange, cookie?: number): Promise<FileRead> {
+    const options = {
+      ...(range === undefined ? {} : { range }),
+      ...(cookie === undefined ? {} : { cookie }),
+    };
+    return this.#track(() =>
+      readAny(this.#read, key, async (node, volume) => {
+        const read = await this.#api.get(node, volume, key, options);
+        return { info: inVolume(read.info, volume), body: read.body };
+      }),
+    );
+  }
+
+  head(key: Key, cookie?: number): Promise<FileInfo> {
+    return this.#track(() => this.#head(key, cookie));
+  }
+
+  /** Every up node syncs its replicas (their writes were on disk when acknowledged anyway). */
+  sync(): Promise<SyncReport> {
+    return this.#track(async () => {
+      const started = performance.now();
+      const view = await this.#views.fresh();
+      const reports = await Promise.allSettled(
+        view.nodes.filter((node) => node.up).map((node) => this.#api.sync(node.url)),
+      );
+      let volumes = 0;
+      for (const report of reports)
+        if (report.status === 'fulfilled') volumes += report.value.volumes;
+      return { volumes, durationMs: Math.round(performance.now() - started) };
+    });
+  }
+
+  status(): Promise<ClusterStatus> {
+    return this.#track(async () => clusterStatus(await this.#views.fresh()));
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await Promise.allSettled(this.#inFlight);
+      await Promise.allSettled([this.#api.close(), this.#directory.close()]);
+      if (this.#ownsSpoolDir) await rm(this.#spoolDir, { recursive: true, force: true });
+    })();
+    return this.#closing;
+  }
+
+  async #head(key: Key, cookie?: number): Promise<FileInfo> {
+    return readAny(this.#read, key, async (node, volume) =>
+      inVolume(await this.#api.head(node, volume, key, cookie), volume),
+    );
+  }
+
+  #hold(input: PutInput): Promise<HeldBody> {
+    return holdBody(input, () => path.join(this.#spoolDir, `${++this.#spools}.spool`));
+  }
+
+  /**
+   * Stores the held file under a new key on every replica of a writable volume; on a replica's
+   * failure, turns the volume read-only, retires the key and tries again on another volume.
+   */
+  async #store(body: ReplicaBody): Promise<FileInfo> {
+    let lastReason = 'no attempt was made';
+    for (let attempt = 0; attempt < this.#writeAttempts; attempt++) {
+      const { key, volume: volumeId } = await this.#leases.take();
+      const view = await this.#views.current();
+      const volume =
+        view.volumes.find((v) => v.id === volumeId) ??
+        (await this.#views.fresh()).volumes.find((v) => v.id === volumeId);
+      if (!volume) throw new Error(`leased keys for logical volume ${volumeId}, which has no row`);
+      const nodes = nodesById(view);
+      const cookie = randomCookie();
+      const outcome = await writeEverywhere(this.#api, volume, nodes, key, cookie, body);
+      if (outcome.ok) {
+        for (const replica of volume.replicas) this.#suspects.clear(replica.node);
+        return outcome.info;
+      }
+      // Whatever reached a replica under this key must never be read back.
+      await this.#retireFailedWrite(volumeId, key, cookie);
+      if (outcome.clientError) throw outcome.clientError;
+      const { code, reason } = failureReason(outcome.failed);
+      lastReason = reason;
+      this.#log(`logical volume ${volumeId} is read-only: ${reason}`);
+      for (const { node, error } of outcome.failed) {
+        if (!isReplicaFailure(error)) continue;
+        this.#suspects.add(node);
+        await this.#directory.markReplicaCatchingUp(volumeId, node);
+      }
+      await this.#directory.markVolumeReadOnly(volumeId, code, reason);
+      this.#leases.drop(volumeId);
+      this.#views.invalidate();
+    }
+    throw new StoreError('unavailable', `the write failed on every volume tried: ${lastReason}`);
+  }
+
+  async #retireFailedWrite(volume: VolumeId, key: Key, cookie: number): Promise<void> {
+    const view = await this.#views.current();
+    const row = view.volumes.find((v) => v.id === volume);
+    if (!row) return;
+    await deleteEverywhere(this.#directory, this.#api, row, nodesById(view), key, cookie, (node) =>
+      this.#suspects.add(node),
+    ).catch((err: unknown) => {
+      // Unreachable replicas keep their rows: the retire is recorded and will be applied.
+      if (!(err instanceof StoreError && err.code === 'unavailable')) throw err;
+    });
+  }
+
+  /** Deletes `key` everywhere (journaled); `not_found` when no replica had it. */
+  async #retire(key: Key, cookie?: number) {
+    const { volume, nodes } = await holdersOf(this.#read, key);
+    return deleteEverywhere(this.#directory, this.#api, volume, nodes, key, cookie, (node) =>
+      this.#suspects.add(node),
+    );
+  }
+
+  #track<T>(operation: () => Promise<T>): Promise<T> {
+    if (this.#closing) return Promise.reject(new StoreError('closed', 'the store is closed'));
+    const promise = operation();
+    this.#inFlight.add(promise);
+    const forget = () => this.#inFlight.delete(promise);
+    promise.then(forget, forget);
+    return promise;
+  }
+}
+
+/** A replica's answer names the file's logical volume, as the cluster's clients see it. */
+function inVolume(info: FileInfo, volume: number): FileInfo {
+  return info.volume === volume ? info : { ...info, volume };
+}
+
+function isNotFound(err: unknown): boolean {
+  return err instanceof StoreError && err.code === 'not_found';
+}
