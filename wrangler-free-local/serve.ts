@@ -50,24 +50,13 @@ export async function startServer(
       log(`error while answering a request: ${describeError(err)}`),
   });
 
-  const limits: ConnectionLimits = {
-    maxConnections: config.maxConnections,
-    maxPipeline: config.maxPipeline,
-    headersTimeoutMs: config.headersTimeout,
-    idleTimeoutMs: config.idleTimeout,
-  };
-  // The Host an HTTP/1.0 request without one is taken to have named.
-  const defaultHost = config.host.includes(':') ? `[${config.host}]` : config.host;
-  const { server, drain } = createHttpServer(app.fetch, limits, defaultHost);
-
+  let listening: Listening;
   try {
-    await listen(server, config.port, config.host);
+    listening = await listenOn(app.fetch, config, log);
   } catch (err) {
     await store.close().catch(() => {});
     throw err;
   }
-  // From here on a server error is logged, never fatal: it is not tied to one request.
-  server.on('error', (err) => log(`server error: ${describeError(err)}`));
 
   const modes = [
     config.readOnly && 'read-only (writes answer 403)',
@@ -77,16 +66,52 @@ export async function startServer(
   ].filter(Boolean);
   if (modes.length > 0) log(modes.join('; '));
 
-  const { port } = server.address() as AddressInfo;
   return {
-    url: `http://${defaultHost}:${port}`,
+    url: listening.url,
     dataDir,
     async stop(graceMs) {
-      const result = await drain(graceMs);
+      const result = await listening.drain(graceMs);
       await store.close();
       return result;
     },
   };
+}
+
+/** What `listenOn` answers: the URL with the actual port, and the graceful stop of HTTP. */
+export interface Listening {
+  url: string;
+  drain(graceMs?: number): Promise<DrainResult>;
+}
+
+/** The connection settings and address every serving command takes. */
+export type ListenConfig = Pick<
+  Config,
+  'port' | 'host' | 'maxConnections' | 'maxPipeline' | 'headersTimeout' | 'idleTimeout'
+>;
+
+/**
+ * Serves `fetch` on `config.host` and `config.port` with the connection limits. Rejects with a
+ * `UserError` when the address cannot be listened on.
+ */
+export async function listenOn(
+  fetch: (request: Request) => Response | Promise<Response>,
+  config: ListenConfig,
+  log: (line: string) => void,
+): Promise<Listening> {
+  const limits: ConnectionLimits = {
+    maxConnections: config.maxConnections,
+    maxPipeline: config.maxPipeline,
+    headersTimeoutMs: config.headersTimeout,
+    idleTimeoutMs: config.idleTimeout,
+  };
+  // The Host an HTTP/1.0 request without one is taken to have named.
+  const defaultHost = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const { server, drain } = createHttpServer(fetch, limits, defaultHost);
+  await listen(server, config.port, config.host);
+  // From here on a server error is logged, never fatal: it is not tied to one request.
+  server.on('error', (err) => log(`server error: ${describeError(err)}`));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://${defaultHost}:${port}`, drain };
 }
 
 function listen(server: Server, port: number, host: string): Promise<void> {
