@@ -253,6 +253,26 @@ describe('key leases', () => {
     expect(ranges.map((r) => [r.first_key, r.last_key])).toEqual(all.map((l) => [l.first, l.last]));
   });
 
+  it('2 x 100 at once, all in flight together, never overlap', async () => {
+    const { url, dir } = await fresh();
+    await nodes(dir, { n1: 1 });
+    const volume = await volumeOn(dir, 1);
+    const gateways = [await open(url), await open(url)];
+    const all = (
+      await Promise.all(
+        gateways.flatMap((gateway, g) =>
+          Array.from({ length: 100 }, (_, i) => gateway.leaseKeys(volume, 1 + (i % 5), `g${g}`)),
+        ),
+      )
+    ).sort((a, b) => a.first - b.first);
+    let next = 1;
+    for (const lease of all) {
+      expect(lease.first).toBe(next);
+      next = lease.last + 1;
+    }
+    expect(next).toBe(1 + 2 * 20 * (1 + 2 + 3 + 4 + 5));
+  });
+
   it('taken by a process killed with SIGKILL are wasted, and the next lease is above them', async () => {
     const { url, dir } = await fresh();
     await nodes(dir, { n1: 1 });
