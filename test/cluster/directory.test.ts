@@ -307,6 +307,7 @@ describe('key leases', () => {
 
     const after = await dir.leaseKeys(volume, 10, 'test');
     expect(after.first).toBe(childLease.last + 1);
+    expect((await dir.view(TIMEOUT)).nextKey).toBe(after.last + 1);
     // The dead gateway's keys stay its lease: never handed out again, still placed.
     expect((await dir.placeKey(childLease.first + 5)).lease).toEqual(childLease);
   });
@@ -410,6 +411,20 @@ describe('logical volumes', () => {
     // A replica catching up: not writable, so a new one.
     await dir.markReplicaCatchingUp(2, 'd');
     expect((await dir.createVolume(2, TIMEOUT))?.id).toBe(3);
+  });
+
+  it('avoid the nodes a gateway names, in the volume reused and in the one made', async () => {
+    const { dir } = await fresh();
+    await nodes(dir, { a: 100, b: 400, c: 300, d: 200 });
+    const first = await dir.createVolume(3, TIMEOUT);
+    expect(first?.replicas.map((r) => r.node)).toEqual(['b', 'c', 'd']);
+    // b failed a write just now, before the Directory counts it down: not reused, not chosen.
+    const second = await dir.createVolume(3, TIMEOUT, ['b']);
+    expect(second?.id).toBe(2);
+    expect(second?.replicas.map((r) => r.node)).toEqual(['a', 'c', 'd']);
+    expect(await dir.createVolume(3, TIMEOUT, ['b', 'c'])).toBeUndefined();
+    // A writable volume with fewer replicas than asked for is not reused either.
+    expect((await dir.createVolume(4, TIMEOUT))?.replicas).toHaveLength(4);
   });
 
   it('skip down nodes, and are not made when fewer than R nodes are up', async () => {

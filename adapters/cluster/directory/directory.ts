@@ -175,49 +175,59 @@ export function createDirectory(db: SqlDatabase): Directory {
       // Volumes first, then nodes: a replica's node row exists before the replica and is never
       // removed, so every node a replica names is in the list read after it.
       const volumes = await readVolumes(db);
-      const nodeRows = await db.query<{
-        id: string;
+      // The counter's one row, joined with every node: one round trip for both.
+      const rows = await db.query<{
+        next_key: number;
+        id: string | null;
         url: string;
         up: boolean;
         last_heartbeat: Date;
         bytes_free: number;
       }>(
-        `SELECT n.id, n.url, ${isUp('n', 1)} AS up, n.last_heartbeat, n.bytes_free
-         FROM haystack_nodes n ORDER BY n.id`,
+        `SELECT c.next_key, n.id, n.url, ${isUp('n', 1)} AS up, n.last_heartbeat, n.bytes_free
+         FROM haystack_key_counter c LEFT JOIN haystack_nodes n ON true ORDER BY n.id`,
         [nodeTimeoutMs],
       );
-      const nodes: NodeRow[] = nodeRows.map((row) => ({
-        id: row.id,
-        url: row.url,
-        up: row.up,
-        lastHeartbeat: row.last_heartbeat,
-        bytesFree: row.bytes_free,
-      }));
-      const view: ClusterView = { nodes, volumes };
+      const nodes: NodeRow[] = rows.flatMap((row) =>
+        row.id === null
+          ? []
+          : [
+              {
+                id: row.id,
+                url: row.url,
+                up: row.up,
+                lastHeartbeat: row.last_heartbeat,
+                bytesFree: row.bytes_free,
+              },
+            ],
+      );
+      const view: ClusterView = { nodes, volumes, nextKey: rows[0]?.next_key ?? 1 };
       return view;
     },
 
     // --- logical volumes --------------------------------------------------------------------
-    async createVolume(replicas, nodeTimeoutMs) {
+    async createVolume(replicas, nodeTimeoutMs, avoid = []) {
       positiveInteger('replicas', replicas);
       return db.transaction(async (tx) => {
         await tx.query('SELECT pg_advisory_xact_lock($1::bigint)', [CREATE_VOLUME_LOCK.toString()]);
         const [writable] = await tx.query<{ id: number }>(
           `SELECT v.id FROM haystack_volumes v
            WHERE v.state = 'writable'
-             AND EXISTS (SELECT 1 FROM haystack_replicas r WHERE r.volume = v.id)
+             AND (SELECT count(*) FROM haystack_replicas r WHERE r.volume = v.id) >= $2
              AND NOT EXISTS (
                SELECT 1 FROM haystack_replicas r JOIN haystack_nodes n ON n.id = r.node
-               WHERE r.volume = v.id AND (r.state <> 'ok' OR NOT ${isUp('n', 1)}))
+               WHERE r.volume = v.id
+                 AND (r.state <> 'ok' OR NOT ${isUp('n', 1)} OR r.node = ANY($3::text[])))
            ORDER BY v.id LIMIT 1`,
-          [nodeTimeoutMs],
+          [nodeTimeoutMs, replicas, [...avoid]],
         );
         if (writable !== undefined) return (await readVolumes(tx, writable.id))[0];
 
         const nodes = await tx.query<{ id: string }>(
-          `SELECT n.id FROM haystack_nodes n WHERE ${isUp('n', 1)}
+          `SELECT n.id FROM haystack_nodes n
+           WHERE ${isUp('n', 1)} AND NOT (n.id = ANY($3::text[]))
            ORDER BY n.bytes_free DESC, random() LIMIT $2`,
-          [nodeTimeoutMs, replicas],
+          [nodeTimeoutMs, replicas, [...avoid]],
         );
         if (nodes.length < replicas) return undefined;
         const [volume] = await tx.query<{ id: number }>(
