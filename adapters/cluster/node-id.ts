@@ -5,7 +5,7 @@ import { syncDirectory, writeFileSynced } from '../volume/fs-util.ts';
 
 /** The file, in a node's data directory, that holds its id. */
 export const NODE_ID_FILE = 'node-id';
-/** A node id being made: written and synced here, then linked to `node-id`; then the pid. */
+/** A node id being made: written and synced here, then linked to `node-id`; then pid and a tag. */
 const CREATING = `${NODE_ID_FILE}.new-`;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -23,10 +23,13 @@ export async function loadOrCreateNodeId(dir: string): Promise<string> {
 
   await mkdir(dir, { recursive: true });
   const id = randomUUID();
-  const temp = join(dir, `${CREATING}${process.pid}`);
+  const temp = join(dir, `${CREATING}${process.pid}-${randomUUID().slice(0, 8)}`);
   try {
     await writeFileSynced(temp, [Buffer.from(`${id}\n`)]);
     await linkOrRename(temp, path);
+  } catch (err) {
+    // Another start that made it meanwhile may have cleared our temp file as a leftover.
+    if ((await readNodeId(path)) === undefined) throw err;
   } finally {
     await rm(temp, { force: true });
   }

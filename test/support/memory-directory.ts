@@ -43,16 +43,16 @@ const ZERO_FIGURES: ReplicaFigures = {
 /**
  * The Directory held in Maps, for unit tests only: each call does what the PostgreSQL one does
  * (docs/CLUSTER-DESIGN.md), one call at a time, with a clock the test moves (`now`, in ms).
- * `calls` records every call's name; `failWith` makes calls reject, as an unreachable database
- * would.
+ * `calls` records every call's name; `before` runs ahead of each call: a throw there makes the
+ * call reject and change nothing (as an unreachable database would), a promise holds it.
  */
 export class MemoryDirectory implements Directory {
   /** The database's clock, in milliseconds. */
   now = 0;
   /** Every call, by name, in order. */
   readonly calls: (keyof Directory)[] = [];
-  /** When it answers an error for a call, that call rejects with it and changes nothing. */
-  failWith: ((call: keyof Directory) => Error | undefined) | undefined;
+  /** Runs ahead of every call (after it is recorded): throw to fail it, answer a promise to hold it. */
+  before: ((call: keyof Directory) => void | Promise<void>) | undefined;
 
   readonly #nodes = new Map<NodeId, StoredNode>();
   readonly #volumes = new Map<VolumeId, StoredVolume>();
@@ -68,7 +68,7 @@ export class MemoryDirectory implements Directory {
   // --- nodes --------------------------------------------------------------------------------
 
   async registerNode(id: NodeId, url: string, bytesFree: number): Promise<VolumeId[]> {
-    this.#enter('registerNode');
+    await this.#enter('registerNode');
     this.#nodes.set(id, { id, url, bytesFree, lastHeartbeat: this.now });
     const volumes: VolumeId[] = [];
     for (const row of this.#replicasOf(id)) {
@@ -84,7 +84,7 @@ export class MemoryDirectory implements Directory {
     figures: ReadonlyMap<VolumeId, ReplicaFigures>,
     nodeTimeoutMs: number,
   ): Promise<ReplicaRow[]> {
-    this.#enter('heartbeat');
+    await this.#enter('heartbeat');
     const node = this.#nodes.get(id);
     if (!node) throw new Error(`no node ${id} is registered`);
     const wasDown = this.now - node.lastHeartbeat > nodeTimeoutMs;
@@ -100,14 +100,14 @@ export class MemoryDirectory implements Directory {
   }
 
   async holdsReplica(node: NodeId, volume: VolumeId): Promise<boolean> {
-    this.#enter('holdsReplica');
+    await this.#enter('holdsReplica');
     return this.#replica(volume, node) !== undefined;
   }
 
   // --- the view -----------------------------------------------------------------------------
 
   async view(nodeTimeoutMs: number): Promise<ClusterView> {
-    this.#enter('view');
+    await this.#enter('view');
     const nodes: NodeRow[] = [...this.#nodes.values()].map((node) => ({
       id: node.id,
       url: node.url,
@@ -122,7 +122,7 @@ export class MemoryDirectory implements Directory {
   // --- logical volumes ----------------------------------------------------------------------
 
   async createVolume(replicas: number, nodeTimeoutMs: number): Promise<VolumeRow | undefined> {
-    this.#enter('createVolume');
+    await this.#enter('createVolume');
     for (const volume of this.#volumes.values()) {
       if (volume.state !== 'writable') continue;
       const rows = this.#replicas.get(volume.id) ?? [];
@@ -140,7 +140,7 @@ export class MemoryDirectory implements Directory {
   }
 
   async markVolumeReadOnly(volume: VolumeId, code: ReadOnlyReason, reason: string): Promise<void> {
-    this.#enter('markVolumeReadOnly');
+    await this.#enter('markVolumeReadOnly');
     const stored = this.#volumes.get(volume);
     if (!stored) return;
     if (stored.state === 'read-only' && stored.reasonCode === 'full') return;
@@ -148,13 +148,13 @@ export class MemoryDirectory implements Directory {
   }
 
   async markReplicaCatchingUp(volume: VolumeId, node: NodeId): Promise<void> {
-    this.#enter('markReplicaCatchingUp');
+    await this.#enter('markReplicaCatchingUp');
     const row = this.#replica(volume, node);
     if (row) row.state = 'catching-up';
   }
 
   async finishCatchUp(volume: VolumeId, node: NodeId): Promise<boolean> {
-    this.#enter('finishCatchUp');
+    await this.#enter('finishCatchUp');
     const row = this.#replica(volume, node);
     if (!row) return false;
     const owes = [...this.#owed.values()].some((d) => d.node === node && d.volume === volume);
@@ -174,7 +174,7 @@ export class MemoryDirectory implements Directory {
   // --- keys ---------------------------------------------------------------------------------
 
   async leaseKeys(volume: VolumeId, count: number, gateway: string): Promise<KeyLease> {
-    this.#enter('leaseKeys');
+    await this.#enter('leaseKeys');
     const lease = { first: this.#nextKey, last: this.#nextKey + count - 1, volume, gateway };
     this.#nextKey += count;
     this.#leases.push(lease);
@@ -182,7 +182,7 @@ export class MemoryDirectory implements Directory {
   }
 
   async placeKey(key: Key): Promise<KeyPlace> {
-    this.#enter('placeKey');
+    await this.#enter('placeKey');
     const found = this.#leases.find((lease) => lease.first <= key && key <= lease.last);
     const owedBy = new Set<NodeId>();
     for (const d of this.#owed.values()) if (d.key === key) owedBy.add(d.node);
@@ -200,7 +200,7 @@ export class MemoryDirectory implements Directory {
     nodes: readonly NodeId[],
     cookie: number | null,
   ): Promise<number[]> {
-    this.#enter('oweDeletes');
+    await this.#enter('oweDeletes');
     return nodes.map((node) => {
       const id = this.#nextOwed++;
       this.#owed.set(id, { id, node, volume, key, cookie });
@@ -209,12 +209,12 @@ export class MemoryDirectory implements Directory {
   }
 
   async settleDeletes(ids: readonly number[]): Promise<void> {
-    this.#enter('settleDeletes');
+    await this.#enter('settleDeletes');
     for (const id of ids) this.#owed.delete(id);
   }
 
   async deletesOwedBy(node: NodeId, limit: number): Promise<OwedDelete[]> {
-    this.#enter('deletesOwedBy');
+    await this.#enter('deletesOwedBy');
     return [...this.#owed.values()]
       .filter((d) => d.node === node)
       .sort((a, b) => a.id - b.id)
@@ -263,11 +263,10 @@ export class MemoryDirectory implements Directory {
 
   // --- inside -------------------------------------------------------------------------------
 
-  #enter(call: keyof Directory): void {
+  async #enter(call: keyof Directory): Promise<void> {
     this.calls.push(call);
     if (this.#closed) throw new Error('the directory is closed');
-    const err = this.failWith?.(call);
-    if (err) throw err;
+    await this.before?.(call);
   }
 
   #up(node: StoredNode, nodeTimeoutMs: number): boolean {
