@@ -93,6 +93,11 @@ export class NodeAgent {
   #stopped = false;
 
   constructor(options: NodeAgentOptions) {
+    if (!Number.isFinite(options.nodeTimeoutMs) || options.nodeTimeoutMs <= 0) {
+      throw new RangeError(
+        `the node timeout must be a positive number of ms, not ${options.nodeTimeoutMs}`,
+      );
+    }
     this.#id = options.id;
     this.#url = options.url;
     this.#directory = options.directory;
@@ -127,7 +132,7 @@ export class NodeAgent {
     try {
       volumes = await this.#directory.registerNode(this.#id, this.#url, await this.#bytesFree());
     } catch (err) {
-      throw new Error(`node ${this.#id} could not register: ${describe(err)}`);
+      throw new Error(`node ${this.#id} could not register: ${describeFailure(err)}`);
     }
     this.#lastHeartbeat = this.#now();
     this.#states = new Map(volumes.map((volume) => [volume, 'catching-up']));
@@ -162,7 +167,7 @@ export class NodeAgent {
     } catch (err) {
       if (this.#failedTicks === 0) {
         this.#log(
-          `heartbeat failed: ${describe(err)}; serving on, retrying every ${this.intervalMs} ms ` +
+          `heartbeat failed: ${describeFailure(err)}; serving on, retrying every ${this.intervalMs} ms ` +
             '(logged again once it succeeds)',
         );
       }
@@ -208,7 +213,7 @@ export class NodeAgent {
     } catch (err) {
       if (!this.#statusFailing.has(volume)) {
         this.#statusFailing.add(volume);
-        this.#log(`volume ${volume}: no figures for the heartbeat: ${describe(err)}`);
+        this.#log(`volume ${volume}: no figures for the heartbeat: ${describeFailure(err)}`);
       }
       return undefined;
     }
@@ -278,7 +283,7 @@ export class NodeAgent {
       } else if (!this.#deleteFailing.has(volume)) {
         this.#deleteFailing.add(volume);
         this.#log(
-          `volume ${volume}: ${failures.length} owed delete(s) not applied (${describe(failures[0])}); ` +
+          `volume ${volume}: ${failures.length} owed delete(s) not applied (${describeFailure(failures[0])}); ` +
             'they stay owed and are retried each tick',
         );
       }
@@ -296,7 +301,7 @@ export class NodeAgent {
       if (!this.#unopenable.has(volume)) {
         this.#unopenable.add(volume);
         this.#log(
-          `volume ${volume}: replica could not be opened (${describe(err)}); ` +
+          `volume ${volume}: replica could not be opened (${describeFailure(err)}); ` +
             'it stays catching-up and its owed deletes wait',
         );
       }
@@ -309,10 +314,10 @@ export class NodeAgent {
  * A failure in one line, without any URL of the Directory's (its password is in it). An
  * AggregateError (a refused connection on every address of a host) has no message of its own.
  */
-export function describe(err: unknown): string {
+export function describeFailure(err: unknown): string {
   let text: string;
   if (err instanceof AggregateError && err.message === '') {
-    text = err.errors.map((inner) => describe(inner)).join('; ');
+    text = err.errors.map((inner) => describeFailure(inner)).join('; ');
   } else if (err instanceof Error) {
     text = err.message;
   } else {

@@ -13,6 +13,7 @@ import { type BlobStore, type Key, StoreError } from '../../storage/index.ts';
 import { DelegatingStore } from '../support/delegating-store.ts';
 import { MemoryDirectory } from '../support/memory-directory.ts';
 import { makeTempDir, removeTempDir } from '../support/tmp.ts';
+import { useVolumeStores } from '../support/volume-stores.ts';
 
 const TIMEOUT_MS = 10_000;
 const NODE: NodeId = '11111111-1111-4111-8111-111111111111';
@@ -543,6 +544,24 @@ describe('NodeAgent', () => {
     expect(c.timer.pendingMs).toBeUndefined();
   });
 
+  it('refuses a node timeout that is not a positive number of ms', async () => {
+    const c = await cluster();
+    for (const nodeTimeoutMs of [0, -1, Number.NaN]) {
+      expect(
+        () =>
+          new NodeAgent({
+            id: NODE,
+            url: 'http://node-a.test:7000',
+            directory: c.directory,
+            replicas: c.replicas,
+            nodeTimeoutMs,
+            bytesFree: async () => 0,
+            log: () => {},
+          }),
+      ).toThrow(RangeError);
+    }
+  });
+
   it('stop waits for the tick in progress, and schedules no other', async () => {
     const c = await cluster();
     const v1 = c.directory.addVolume([NODE, PEER_B, PEER_C]).id;
@@ -582,5 +601,41 @@ describe('NodeAgent', () => {
     expect(c.timer.pendingMs).toBeUndefined();
     // The replicas stay open: the command closes them.
     expect(await c.replicas.store(v1).status()).toMatchObject({ liveNeedles: 0 });
+  });
+});
+
+describe('NodeAgent over a volume store', () => {
+  const volumes = useVolumeStores('haystack-node-agent-');
+
+  it('applies owed deletes durably, checking cookies, and reports its figures', async () => {
+    const c = await cluster();
+    const v1 = c.directory.addVolume([NODE, PEER_B, PEER_C]).id;
+    const store = await volumes.open();
+    c.replicas.add(v1, store);
+    await putFile(store, 1, 11, 'one');
+    await putFile(store, 2, 22, 'two');
+    await putFile(store, 3, 33, 'three');
+    await c.directory.oweDeletes(v1, 1, [NODE], 11);
+    await c.directory.oweDeletes(v1, 2, [NODE], 23); // wrong cookie
+    await c.agent.start();
+    await c.timer.scheduled();
+    await c.timer.tick();
+    await c.agent.stop();
+
+    expect(c.directory.owedDeletes()).toEqual([]);
+    expect(c.directory.replicaRow(v1, NODE)?.state).toBe('ok');
+    const status = await store.status();
+    expect(c.directory.replicaRow(v1, NODE)).toMatchObject({
+      bytes: status.bytes,
+      liveNeedles: 2,
+      deletedNeedles: 1,
+      liveBytes: status.liveBytes,
+      garbageBytes: status.garbageBytes,
+    });
+    // The deletes were made durable by the store: they hold across a reopen.
+    const reopened = await volumes.reopen(store);
+    expect(await exists(reopened, 1)).toBe(false);
+    expect(await exists(reopened, 2)).toBe(true);
+    expect(await exists(reopened, 3)).toBe(true);
   });
 });
