@@ -116,7 +116,7 @@ export class MemoryDirectory implements Directory {
       bytesFree: node.bytesFree,
     }));
     const volumes = [...this.#volumes.values()].map((volume) => this.#volumeRow(volume));
-    return { nodes, volumes };
+    return { nodes, volumes, nextKey: this.#nextKey };
   }
 
   // --- logical volumes ----------------------------------------------------------------------
