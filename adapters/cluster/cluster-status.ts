@@ -1,4 +1,4 @@
-import type { ClusterStatus, VolumeStatus } from '../../storage/index.ts';
+import type { ClusterStatus, ReplicaStatus, VolumeStatus } from '../../storage/index.ts';
 import { isWritable, nodesById, readOnlyReason, replicaState } from './cluster-view.ts';
 import type { ClusterView, ReplicaFigures } from './directory/types.ts';
 
@@ -7,7 +7,7 @@ import type { ClusterView, ReplicaFigures } from './directory/types.ts';
  * and the store's figures over every logical volume, counting one replica of each (an `ok` one
  * when there is one), as the figures its node last reported.
  */
-export function clusterStatus(view: ClusterView): ClusterStatus {
+export function clusterStatus(view: ClusterView, nextKey: number): ClusterStatus {
   const nodes = nodesById(view);
   const volumes: VolumeStatus[] = view.volumes.map((volume) => {
     const counted =
@@ -60,6 +60,34 @@ export function clusterStatus(view: ClusterView): ClusterStatus {
     liveBytes: sum('liveBytes'),
     garbageBytes,
     garbageRatio: bytes === 0 ? 0 : garbageBytes / bytes,
-    nextKey: view.nextKey,
+    nextKey,
+  };
+}
+
+/**
+ * The view with each replica's figures as its node answers them now (`GET /status` of the
+ * node), where it did; the others keep the figures of their last heartbeat.
+ */
+export function withLiveFigures(
+  view: ClusterView,
+  live: ReadonlyMap<string, readonly ReplicaStatus[]>,
+): ClusterView {
+  return {
+    ...view,
+    volumes: view.volumes.map((volume) => ({
+      ...volume,
+      replicas: volume.replicas.map((replica) => {
+        const now = live.get(replica.node)?.find((status) => status.volume === volume.id);
+        if (!now) return replica;
+        return {
+          ...replica,
+          bytes: now.bytes,
+          liveNeedles: now.liveNeedles,
+          deletedNeedles: now.deletedNeedles,
+          liveBytes: now.liveBytes,
+          garbageBytes: now.garbageBytes,
+        };
+      }),
+    })),
   };
 }

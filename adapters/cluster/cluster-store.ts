@@ -15,7 +15,7 @@ import {
   type SyncReport,
 } from '../../storage/index.ts';
 import { randomCookie } from '../file-info.ts';
-import { clusterStatus } from './cluster-status.ts';
+import { clusterStatus, withLiveFigures } from './cluster-status.ts';
 import { nodesById, ViewCache } from './cluster-view.ts';
 import type { Directory, VolumeId } from './directory/types.ts';
 import { failureReason, isReplicaFailure, writeEverywhere } from './fan-out.ts';
@@ -190,7 +190,18 @@ export class ClusterStore implements BlobStore {
   }
 
   status(): Promise<ClusterStatus> {
-    return this.#track(async () => clusterStatus(await this.#views.fresh()));
+    return this.#track(async () => {
+      const view = await this.#views.fresh();
+      const answers = await Promise.allSettled(
+        view.nodes
+          .filter((node) => node.up)
+          .map(async (node) => [node.id, (await this.#api.status(node.url)).replicas] as const),
+      );
+      const live = new Map(
+        answers.flatMap((answer) => (answer.status === 'fulfilled' ? [answer.value] : [])),
+      );
+      return clusterStatus(withLiveFigures(view, live), this.#leases.peek() ?? view.nextKey);
+    });
   }
 
   close(): Promise<void> {

@@ -55,6 +55,12 @@ export class KeyLeases {
     }
   }
 
+  /** The key `take` answers next, if the current lease has one left. */
+  peek(): number | undefined {
+    const lease = this.#lease;
+    return lease && lease.next <= lease.last ? lease.next : undefined;
+  }
+
   /** The volume failed a write: no more keys for it from this lease. */
   drop(volume: VolumeId): void {
     if (this.#lease?.volume === volume) this.#lease = undefined;

@@ -16,8 +16,8 @@ export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
  */
 export const WAIT_LIMIT_MS = 30_000;
 
-/** The line `haystack start` prints once it listens (see wrangler-free-local/start.ts). */
-export const LISTENING = /^haystack listening on (http:\/\/\S+) \(data (.+)\)$/;
+/** The line `haystack start` and `node` print once they listen (`(gateway)` for a gateway). */
+export const LISTENING = /^haystack listening on (http:\/\/\S+) \((?:data (.+)|gateway)\)$/;
 
 /** The line it prints after a graceful stop. */
 export const STOPPED = /^haystack stopped/;
