@@ -140,7 +140,7 @@ export function createReplicaClient(options: ReplicaClientOptions): ReplicaApi {
         length = contentLength(node, res.headers);
         checkLength(node, res.headers, info, length, range);
       } catch (err) {
-        res.body.destroy();
+        letGo(res.body);
         throw err;
       }
       if (length <= bufferUpTo) {
@@ -157,7 +157,7 @@ export function createReplicaClient(options: ReplicaClientOptions): ReplicaApi {
       const headers: Record<string, string> = {};
       if (cookie !== undefined) headers[REPLICA_HEADERS.cookie] = String(cookie);
       const res = await send(node, 'HEAD', replicaFilePath(volume, key), headers);
-      if (res.statusCode !== 200) throw await failureOf(node, res);
+      if (res.statusCode !== 200) throw await failureOf(node, res, true);
       await res.body.dump().catch(() => {});
       const info = readInfo(node, res.headers, key, volume);
       checkLength(node, res.headers, info, contentLength(node, res.headers), undefined);
@@ -250,7 +250,11 @@ function bodyOf(file: ReplicaBody): {
 }
 
 /** A refused, failed or unexpected answer as the error the caller sees (its body consumed). */
-async function failureOf(node: string, res: Dispatcher.ResponseData): Promise<Error> {
+async function failureOf(
+  node: string,
+  res: Dispatcher.ResponseData,
+  bodiless = false,
+): Promise<Error> {
   const { statusCode } = res;
   let text: string;
   try {
@@ -258,7 +262,8 @@ async function failureOf(node: string, res: Dispatcher.ResponseData): Promise<Er
   } catch (err) {
     return err instanceof Error ? err : unreachable(node, 'its answer broke off', err);
   }
-  const error = errorOf(text);
+  // A HEAD answer has no body: its status is all there is to go by.
+  const error = errorOf(text) ?? (bodiless ? codeOfStatus(statusCode) : undefined);
   if (statusCode === 401) return new ClusterTokenRefused(node, error?.message ?? 'no message');
   if (statusCode < 400) {
     return unreachable(node, `it answered ${statusCode}, which this call never gets`);
@@ -279,6 +284,22 @@ async function failureOf(node: string, res: Dispatcher.ResponseData): Promise<Er
     'bad_request',
     `${node} refused it with ${statusCode} ${error.code}: ${error.message}`,
   );
+}
+
+/** What a bodiless error answer (to a HEAD) means, by its status as the node's table maps codes. */
+const CODE_BY_STATUS: Readonly<Record<number, StoreErrorCode>> = {
+  400: 'bad_request',
+  403: 'read_only',
+  404: 'not_found',
+  409: 'conflict',
+  413: 'too_large',
+  503: 'closed',
+  507: 'no_space',
+};
+
+function codeOfStatus(status: number): { code: string; message: string } | undefined {
+  const code = CODE_BY_STATUS[status];
+  return code === undefined ? undefined : { code, message: `answered ${status} to a HEAD` };
 }
 
 function errorOf(text: string): { code: string; message: string } | undefined {
@@ -326,7 +347,7 @@ async function readBytes(
       ? err
       : unreachable(node, `its answer broke off: ${describe(err)}`, err);
   } finally {
-    if (!body.destroyed) body.destroy();
+    letGo(body);
   }
   const bytes = Buffer.concat(chunks);
   return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -346,7 +367,7 @@ function webStream(node: string, body: Readable, length: number): ReadableStream
         try {
           next = await chunks.next();
         } catch (err) {
-          body.destroy();
+          letGo(body);
           controller.error(
             unreachable(node, `the file broke off after ${received} bytes: ${describe(err)}`, err),
           );
@@ -362,7 +383,7 @@ function webStream(node: string, body: Readable, length: number): ReadableStream
         }
         received += next.value.byteLength;
         if (received > length) {
-          body.destroy();
+          letGo(body);
           controller.error(unreachable(node, `the file runs past its ${length} bytes`));
           return;
         }
@@ -371,7 +392,7 @@ function webStream(node: string, body: Readable, length: number): ReadableStream
         );
       },
       cancel() {
-        body.destroy();
+        letGo(body);
       },
     },
     { highWaterMark: 0 },
@@ -462,6 +483,16 @@ function isCount(value: unknown): value is number {
 
 function isKey(value: unknown): value is number {
   return isCount(value) && value >= 1;
+}
+
+/**
+ * Lets an answer's body go, which frees its connection: undici errors a body destroyed unread,
+ * and nobody listens for that error any more.
+ */
+function letGo(body: Readable): void {
+  if (body.destroyed) return;
+  body.on('error', () => {});
+  body.destroy();
 }
 
 function unreachable(node: string, message: string, cause?: unknown): NodeUnreachable {
