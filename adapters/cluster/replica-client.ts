@@ -23,6 +23,8 @@ export interface ReplicaClientOptions {
   /**
    * How long a node may take to accept a connection, to start its answer, and between two
    * chunks of a body, in milliseconds; past it the call is `NodeUnreachable`. Default 10 s.
+   * undici checks its header and body timeouts on a timer of about half a second, so one fires
+   * up to a second late: a deadline for fail-over, not a stopwatch.
    */
   timeoutMs?: number;
   /** Connections kept to each node at most. Default: no limit (undici's). */

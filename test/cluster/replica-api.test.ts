@@ -12,6 +12,7 @@ import { ReplicaSet } from '../../adapters/cluster/replica-set.ts';
 import { openVolumeStore } from '../../adapters/volume/index.ts';
 import { createReplicaApp } from '../../handlers/index.ts';
 import { type FileRead, isStoreError, REPLICA_HEADERS } from '../../storage/index.ts';
+import { connect } from '../support/raw-http.ts';
 import { filesEndingWith, makeTempDir, removeTempDir } from '../support/tmp.ts';
 
 const TOKEN = 'cluster-secret-1';
@@ -170,6 +171,22 @@ describe('the replica API over a real socket', () => {
         }
       });
     }
+
+    it('answers 401 to a PUT before a byte of its body has been sent', async () => {
+      const conn = await connect(base);
+      try {
+        await conn.write(
+          'PUT /replicas/1/101 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer wrong\r\n' +
+            `${REPLICA_HEADERS.cookie}: 5\r\nContent-Length: 10485760\r\n\r\n`,
+        );
+        const res = await conn.readResponse();
+        expect(res.status).toBe(401);
+        expect(JSON.parse(res.body.toString())).toMatchObject({ error: { code: 'unauthorized' } });
+      } finally {
+        conn.abort();
+      }
+      expect(await exists(join(dir, 'volumes', '1'))).toBe(false);
+    });
 
     it('the client says the tokens differ, as a ClusterTokenRefused', async () => {
       const stranger = createReplicaClient({ token: 'another-token' });
