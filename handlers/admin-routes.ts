@@ -1,40 +1,23 @@
-import { bearerAuth } from 'hono/bearer-auth';
 import * as v from 'valibot';
 import type { VolumeAdmin } from '../storage/index.ts';
+import { requireBearerToken } from './bearer-token.ts';
 import type { AppEnv } from './env.ts';
 import { errorsAsErrors, HttpError } from './errors.ts';
 import { readSmallBody } from './request-body.ts';
+
+export { BEARER_TOKEN } from './bearer-token.ts';
 
 /**
  * Operator routes under `/admin`: compaction and marking volumes read-only. `createApp` mounts
  * them only when an admin token is configured, behind `requireAdminToken`.
  */
 
-/**
- * RFC 6750's token characters (b64token): what an `Authorization: Bearer` token may hold, and so
- * what an admin token is made of.
- */
-export const BEARER_TOKEN = /^[A-Za-z0-9._~+/-]+=*$/;
-
-/**
- * Lets a request through only with `Authorization: Bearer <token>` (Hono's `bearerAuth`, which
- * compares in constant time); anything else is a 401 `unauthorized` with a `WWW-Authenticate`
- * challenge, before the route (or its 404 or 405) is known, so that a stranger learns nothing of
- * the admin routes. A malformed header is a 401 too, not bearerAuth's 400: to a stranger every
- * refusal looks alike.
- */
+/** Lets a request through only with `Authorization: Bearer <admin token>` (see requireBearerToken). */
 export function requireAdminToken(token: string) {
-  return bearerAuth({
-    token,
+  return requireBearerToken(token, {
     realm: 'haystack admin',
-    noAuthenticationHeader: {
-      message: 'admin routes need the header Authorization: Bearer <admin token>',
-    },
-    invalidAuthenticationHeader: {
-      message: () =>
-        new Response('the Authorization header is not "Bearer <admin token>"', { status: 401 }),
-    },
-    invalidToken: { message: 'the admin token is not right' },
+    routes: 'admin routes',
+    what: 'admin token',
   });
 }
 

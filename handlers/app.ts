@@ -1,13 +1,10 @@
-import { type Handler, Hono } from 'hono';
+import { Hono } from 'hono';
 import type { BlobStore } from '../storage/index.ts';
-import {
-  BEARER_TOKEN,
-  compactVolumes,
-  markVolumeReadOnly,
-  requireAdminToken,
-} from './admin-routes.ts';
+import { compactVolumes, markVolumeReadOnly, requireAdminToken } from './admin-routes.ts';
+import { checkBearerToken } from './bearer-token.ts';
+import { byMethod } from './by-method.ts';
 import type { AppEnv, AppSettings } from './env.ts';
-import { createErrorHandler, methodNotAllowed, noRoute } from './errors.ts';
+import { createErrorHandler, logUnexpected, methodNotAllowed, noRoute } from './errors.ts';
 import { fileRoutes } from './file-routes.ts';
 import { storeRoutes } from './store-routes.ts';
 import { DEFAULT_DISCARD_BOUNDS, type DiscardBounds } from './upload.ts';
@@ -66,11 +63,7 @@ export function createApp(options: CreateAppOptions): Hono<AppEnv> {
     throw new RangeError(`maxBody must be a non-negative integer, got ${maxBody}`);
   }
   // What a bearer token can carry (RFC 6750); an empty token would let anyone in.
-  if (adminToken !== undefined && !BEARER_TOKEN.test(adminToken)) {
-    throw new RangeError(
-      'adminToken must be non-empty, of letters, digits and - . _ ~ + / (then = padding)',
-    );
-  }
+  if (adminToken !== undefined) checkBearerToken('adminToken', adminToken);
 
   const app = new Hono<AppEnv>();
   app.onError(createErrorHandler(onUnexpectedError));
@@ -115,15 +108,4 @@ export function createApp(options: CreateAppOptions): Hono<AppEnv> {
   }
 
   return app;
-}
-
-/** The handler of each method, in the order `Allow` lists them; 405 for any other method. */
-function byMethod(handlers: ReadonlyArray<readonly [string, Handler<AppEnv>]>): Handler<AppEnv> {
-  const byName = new Map(handlers);
-  const notAllowed: Handler<AppEnv> = methodNotAllowed(handlers.map(([method]) => method));
-  return (c, next) => (byName.get(c.req.method) ?? notAllowed)(c, next);
-}
-
-function logUnexpected(err: unknown): void {
-  console.error('haystack: unexpected error while serving a request', err);
 }

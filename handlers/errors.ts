@@ -171,3 +171,8 @@ export function methodNotAllowed(allowed: readonly string[]): Handler {
       Allow: allow,
     });
 }
+
+/** Where unexpected errors go when the app is given no `onUnexpectedError`. */
+export function logUnexpected(err: unknown): void {
+  console.error('haystack: unexpected error while serving a request', err);
+}

@@ -126,3 +126,54 @@ export function parseContentType(raw: string | undefined): string | undefined {
 function firstMessage(issues: readonly v.BaseIssue<unknown>[]): string {
   return issues[0]?.message ?? 'invalid input';
 }
+
+const VOLUME_RULE = `a volume is a decimal integer from 1 to ${MAX_KEY}, without sign or leading zeros`;
+
+/**
+ * Parses a path's logical volume, or throws `bad_request`: written as a key is (`KEY_TEXT`, at
+ * most MAX_KEY), since the Directory hands both out from a bigserial.
+ */
+export function parseVolume(raw: unknown): number {
+  if (typeof raw === 'string' && KEY_TEXT.test(raw)) {
+    const volume = Number(raw);
+    if (volume <= MAX_KEY) return volume;
+  }
+  throw new HttpError('bad_request', VOLUME_RULE);
+}
+
+const DECIMAL_COOKIE_RULE =
+  'a cookie header is a decimal integer from 0 to 4294967295, without sign or leading zeros';
+const DECIMAL_U32 = /^(?:0|[1-9][0-9]{0,9})$/;
+
+/**
+ * Parses a cookie sent as a header (the replica API's `X-Haystack-Cookie`): the 32-bit cookie in
+ * canonical decimal. Absent gives `undefined`; anything else is `bad_request`.
+ */
+export function parseDecimalCookie(raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  if (DECIMAL_U32.test(raw)) {
+    const cookie = Number(raw);
+    if (cookie <= 0xffff_ffff) return cookie;
+  }
+  throw new HttpError('bad_request', DECIMAL_COOKIE_RULE);
+}
+
+/**
+ * Parses an optional query number in canonical decimal from `min` to `max`, or throws
+ * `bad_request` naming it; absent gives `fallback`.
+ */
+export function parseQueryInteger(
+  name: string,
+  raw: string | undefined,
+  { min, max, fallback }: { min: number; max: number; fallback: number },
+): number {
+  if (raw === undefined) return fallback;
+  if (/^(?:0|[1-9][0-9]{0,15})$/.test(raw)) {
+    const value = Number(raw);
+    if (value >= min && value <= max) return value;
+  }
+  throw new HttpError(
+    'bad_request',
+    `${name} must be a decimal integer from ${min} to ${max}, without sign or leading zeros`,
+  );
+}
