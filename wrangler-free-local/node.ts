@@ -1,4 +1,16 @@
+import { mkdir, statfs } from 'node:fs/promises';
+import path from 'node:path';
+import { openDirectory } from '../adapters/cluster/directory/index.ts';
+import { NodeAgent } from '../adapters/cluster/node-agent.ts';
+import { loadOrCreateNodeId } from '../adapters/cluster/node-id.ts';
+import { ReplicaSet } from '../adapters/cluster/replica-set.ts';
+import { openVolumeStore } from '../adapters/volume/index.ts';
+import { lockDirectory } from '../adapters/volume/lock.ts';
+import { createReplicaApp } from '../handlers/index.ts';
+import { describeError, UserError } from './errors.ts';
 import type { Config } from './options.ts';
+import { runServer } from './run-server.ts';
+import { listenOn } from './serve.ts';
 
 /** What `haystack node` takes (commands.ts); `directory` and `clusterToken` are required there. */
 export type NodeConfig = Pick<
@@ -21,7 +33,93 @@ export type NodeConfig = Pick<
   | 'idleTimeout'
 >;
 
-/** `haystack node`: being written (issue 14). */
-export async function runNode(_config: NodeConfig): Promise<void> {
-  throw new Error('haystack node is not built yet');
+const log = (line: string) => process.stderr.write(`haystack node: ${line}\n`);
+
+/**
+ * `haystack node`: a store node. Its replicas (one volume store per logical volume, under
+ * `DIR/volumes/`), its id (`DIR/node-id`), the internal replica API for gateways only, and its
+ * life in the Directory: registered, heartbeating, applying the deletes it owes.
+ */
+export async function runNode(config: NodeConfig): Promise<void> {
+  const { directory: url, clusterToken: token } = config;
+  if (url === undefined || token === undefined) {
+    throw new UserError('node needs --directory and --cluster-token');
+  }
+  const dir = path.resolve(config.data);
+  await runServer({
+    log,
+    async start() {
+      await mkdir(dir, { recursive: true });
+      // One node per data directory; each replica also locks its own folder.
+      const lock = await lockDirectory(dir);
+      const undo: (() => Promise<void>)[] = [() => lock.release()];
+      const undoAll = async () => {
+        for (const step of undo.reverse()) await step().catch(() => {});
+      };
+      try {
+        const id = await loadOrCreateNodeId(dir);
+        const directory = await openDirectory(url);
+        undo.push(() => directory.close());
+        const replicas = new ReplicaSet({
+          dir,
+          open: (replicaDir) =>
+            openVolumeStore({
+              dir: replicaDir,
+              fsync: config.fsync,
+              volumeSize: config.volumeSize,
+              cacheSize: config.cacheSize,
+              ...(config.compactAt === undefined ? {} : { compactAt: config.compactAt }),
+              log,
+            }),
+          mayCreate: (volume) => directory.holdsReplica(id, volume),
+        });
+        undo.push(() => replicas.close());
+        await replicas.openAll();
+        const app = createReplicaApp({
+          replicas,
+          token,
+          node: id,
+          maxBody: config.maxBody,
+          onUnexpectedError: (err: unknown) =>
+            log(`error while answering a request: ${describeError(err)}`),
+        });
+        const listening = await listenOn(app.fetch, config, log);
+        undo.push(async () => {
+          await listening.drain();
+        });
+        const advertised = config.advertise ?? listening.url;
+        const agent = new NodeAgent({
+          id,
+          url: advertised,
+          directory,
+          replicas: {
+            open: (volume) => replicas.replica(volume, { create: true }),
+            volumes: () => replicas.volumes(),
+          },
+          nodeTimeoutMs: config.nodeTimeout,
+          bytesFree: async () => {
+            const fs = await statfs(dir);
+            return fs.bavail * fs.bsize;
+          },
+          log,
+        });
+        await agent.start();
+        return {
+          listeningLine: `haystack listening on ${listening.url} (data ${dir})`,
+          async stop() {
+            await agent.stop();
+            const result = await listening.drain();
+            await replicas.close();
+            await directory.close();
+            await lock.release();
+            return result;
+          },
+        };
+      } catch (err) {
+        await undoAll();
+        throw err;
+      }
+    },
+    stoppedLine: 'haystack stopped (data synced)',
+  });
 }
