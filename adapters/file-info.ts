@@ -27,12 +27,22 @@ export function randomCookie(): number {
   return cookiePool[nextCookie++] as number;
 }
 
-/** A replica write's key and cookie, as the caller chose them: a key of the port, a 32-bit cookie. */
-export function checkReplicaId(key: Key, cookie: number): void {
+/** A key of the port: an integer from 1 to 2^53-1; anything else is `bad_key`. */
+export function checkKey(key: Key): void {
   if (!Number.isSafeInteger(key) || key < 1 || key > MAX_KEY) {
     throw new StoreError('bad_key', `a key is an integer from 1 to ${MAX_KEY}, got ${key}`);
   }
-  if (!Number.isInteger(cookie) || cookie < 0 || cookie > 0xffff_ffff) {
+}
+
+/** Whether `cookie` can be a file's cookie at all (a 32-bit unsigned integer). */
+export function isCookie(cookie: number): boolean {
+  return Number.isInteger(cookie) && cookie >= 0 && cookie <= 0xffff_ffff;
+}
+
+/** A replica write's key and cookie, as the caller chose them: a key of the port, a 32-bit cookie. */
+export function checkReplicaId(key: Key, cookie: number): void {
+  checkKey(key);
+  if (!isCookie(cookie)) {
     throw new StoreError('bad_request', `a cookie is a 32-bit unsigned integer, got ${cookie}`);
   }
 }

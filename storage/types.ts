@@ -14,8 +14,8 @@ export const MAX_CONTENT_TYPE_LENGTH = 1024;
  * `volume` and `offset` are Haystack's facts: where the file's needle lies. They are for
  * operators and tools (a `verify` report, a look at a volume file), never for reading the file
  * back: clients name a file by key (and cookie) only. An adapter without volumes answers
- * volume 1 and offset 0; one that spreads files over machines answers its logical volume, and
- * the offset in one of its replicas.
+ * volume 1 and offset 0; a cluster answers the logical volume and offset 0, as each replica holds
+ * the needle at an offset of its own.
  */
 export interface FileInfo {
   key: Key;
@@ -23,7 +23,7 @@ export interface FileInfo {
   size: number;
   /** Which volume holds the file: 1 for adapters without volumes, the logical one in a cluster. */
   volume: number;
-  /** Where the file's needle starts in its volume file: 0 for adapters without volumes. */
+  /** Where the file's needle starts in its volume file: 0 for adapters without volumes and clusters. */
   offset: number;
   /** Random 32-bit number stored with the file; part of the ETag. */
   cookie: number;

@@ -14,7 +14,7 @@ import {
   StoreError,
   type SyncReport,
 } from '../../storage/index.ts';
-import { randomCookie } from '../file-info.ts';
+import { checkKey, isCookie, randomCookie } from '../file-info.ts';
 import { clusterStatus, withLiveFigures } from './cluster-status.ts';
 import { nodesById, ViewCache } from './cluster-view.ts';
 import type { Directory, VolumeId } from './directory/types.ts';
@@ -133,27 +133,29 @@ export class ClusterStore implements BlobStore {
 
   replace(key: Key, input: PutInput, cookie?: number): Promise<FileInfo> {
     return this.#track(async () => {
-      // The old file must be there (with that cookie) before anything is stored.
+      // The old file must be there (with that cookie) before a byte of the new one is taken.
       await this.#head(key, cookie);
       const held = await this.#hold(input);
-      let info: FileInfo;
       try {
-        info = await this.#store(held.body);
+        // One delete or replace of a key at a time, cluster-wide: of two, the second finds the
+        // key gone and stores nothing.
+        return await this.#directory.withKeyLock(key, async () => {
+          await this.#head(key, cookie);
+          const info = await this.#store(held.body);
+          await this.#retire(key, cookie);
+          return info;
+        });
       } finally {
         await held.release();
       }
-      // A delete that races this one may have retired the old key first: gone either way.
-      await this.#retire(key, cookie).catch((err: unknown) => {
-        if (!isNotFound(err)) throw err;
-      });
-      return info;
     });
   }
 
   delete(key: Key, cookie?: number): Promise<void> {
     return this.#track(async () => {
-      const outcome = await this.#retire(key, cookie);
-      if (outcome === 'not_found') throw new StoreError('not_found', `no file under key ${key}`);
+      checkId(key, cookie);
+      const outcome = await this.#directory.withKeyLock(key, () => this.#retire(key, cookie));
+      if (outcome === 'not_found') throw notFound(key);
     });
   }
 
@@ -162,12 +164,13 @@ export class ClusterStore implements BlobStore {
       ...(range === undefined ? {} : { range }),
       ...(cookie === undefined ? {} : { cookie }),
     };
-    return this.#track(() =>
-      readAny(this.#read, key, async (node, volume) => {
+    return this.#track(() => {
+      checkId(key, cookie);
+      return readAny(this.#read, key, async (node, volume) => {
         const read = await this.#api.get(node, volume, key, options);
         return { info: inVolume(read.info, volume), body: read.body };
-      }),
-    );
+      });
+    });
   }
 
   head(key: Key, cookie?: number): Promise<FileInfo> {
@@ -214,6 +217,7 @@ export class ClusterStore implements BlobStore {
   }
 
   async #head(key: Key, cookie?: number): Promise<FileInfo> {
+    checkId(key, cookie);
     return readAny(this.#read, key, async (node, volume) =>
       inVolume(await this.#api.head(node, volume, key, cookie), volume),
     );
@@ -283,7 +287,8 @@ export class ClusterStore implements BlobStore {
 
   #track<T>(operation: () => Promise<T>): Promise<T> {
     if (this.#closing) return Promise.reject(new StoreError('closed', 'the store is closed'));
-    const promise = operation();
+    // A check that throws at once still rejects: callers only ever see a promise.
+    const promise = Promise.resolve().then(operation);
     this.#inFlight.add(promise);
     const forget = () => this.#inFlight.delete(promise);
     promise.then(forget, forget);
@@ -291,11 +296,21 @@ export class ClusterStore implements BlobStore {
   }
 }
 
-/** A replica's answer names the file's logical volume, as the cluster's clients see it. */
+/**
+ * A replica's answer as the cluster's clients see it: the logical volume, and offset 0, as each
+ * replica holds the needle at an offset of its own (the same file must answer the same info
+ * whichever replica served it).
+ */
 function inVolume(info: FileInfo, volume: number): FileInfo {
-  return info.volume === volume ? info : { ...info, volume };
+  return { ...info, volume, offset: 0 };
 }
 
-function isNotFound(err: unknown): boolean {
-  return err instanceof StoreError && err.code === 'not_found';
+/** A key that is no key is `bad_key`; a cookie no file can have names no file (`not_found`). */
+function checkId(key: Key, cookie: number | undefined): void {
+  checkKey(key);
+  if (cookie !== undefined && !isCookie(cookie)) throw notFound(key);
+}
+
+function notFound(key: Key): StoreError {
+  return new StoreError('not_found', `no file under key ${key}`);
 }

@@ -42,7 +42,9 @@ export async function writeEverywhere(
     if (result.status === 'fulfilled') info ??= result.value;
     else failed.push({ node, error: result.reason });
   });
-  if (failed.length === 0 && info) return { ok: true, info: { ...info, volume: volume.id } };
+  if (failed.length === 0 && info) {
+    return { ok: true, info: { ...info, volume: volume.id, offset: 0 } };
+  }
   const clientError = failed
     .map(({ error }) => error)
     .find((error): error is StoreError => isStoreError(error) && !isReplicaFailure(error));

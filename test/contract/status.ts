@@ -83,6 +83,9 @@ export function testStatusAndSync({ fx }: StoreContext): void {
       const status = await store.status();
       expectStatusConsistent(status);
       if (status.volumes.length === 0) skip('the adapter reports no volumes');
+      if (live.every((info) => info.offset === 0)) {
+        skip('the adapter reports no offsets (a cluster: each replica has its own)');
+      }
 
       const volumes = new Map(status.volumes.map((volume) => [volume.id, volume]));
       expect(volumes.size, 'volume ids are unique').toBe(status.volumes.length);

@@ -64,6 +64,7 @@ export class MemoryDirectory implements Directory {
   #nextVolume = 1;
   #nextOwed = 1;
   #closed = false;
+  readonly #keyLocks = new Map<number, Promise<void>>();
 
   // --- nodes --------------------------------------------------------------------------------
 
@@ -220,6 +221,23 @@ export class MemoryDirectory implements Directory {
       .sort((a, b) => a.id - b.id)
       .slice(0, limit)
       .map((d) => ({ ...d }));
+  }
+
+  /** One at a time per key, as PostgreSQL's advisory lock does it. */
+  async withKeyLock<T>(key: number, work: () => Promise<T>): Promise<T> {
+    const before = this.#keyLocks.get(key) ?? Promise.resolve();
+    let release = () => {};
+    const mine = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    this.#keyLocks.set(key, mine);
+    await before;
+    try {
+      return await work();
+    } finally {
+      release();
+      if (this.#keyLocks.get(key) === mine) this.#keyLocks.delete(key);
+    }
   }
 
   async close(): Promise<void> {

@@ -90,8 +90,12 @@ function positiveInteger(name: string, value: number): void {
   }
 }
 
-/** The Directory over any `SqlDatabase` (PostgreSQL's SQL). It closes `db` on `close`. */
-export function createDirectory(db: SqlDatabase): Directory {
+/**
+ * The Directory over any `SqlDatabase` (PostgreSQL's SQL). Key locks hold a transaction of
+ * `locks` each while their work runs, and that work queries `db`: so they are two pools, lest
+ * held locks take every connection the work needs. It closes both on `close`.
+ */
+export function createDirectory(db: SqlDatabase, locks: SqlDatabase = db): Directory {
   return {
     // --- nodes ------------------------------------------------------------------------------
     async registerNode(id, url, bytesFree) {
@@ -374,7 +378,17 @@ export function createDirectory(db: SqlDatabase): Directory {
       return rows;
     },
 
-    close: () => db.close(),
+    withKeyLock(key, work) {
+      return locks.transaction(async (tx) => {
+        // Keys are below 2^53, under the migration and volume locks' constants.
+        await tx.query('SELECT pg_advisory_xact_lock($1::bigint)', [key]);
+        return work();
+      });
+    },
+
+    async close() {
+      await Promise.all([db.close(), locks === db ? undefined : locks.close()]);
+    },
   };
 }
 
@@ -393,5 +407,6 @@ export async function openDirectory(
     await db.close().catch(() => {});
     throw error;
   }
-  return createDirectory(db);
+  // Deletes and replaces in flight at once, each holding one lock connection.
+  return createDirectory(db, createPgDatabase(url, { ...options, max: 32 }));
 }

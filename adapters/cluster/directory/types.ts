@@ -149,5 +149,13 @@ export interface Directory {
   /** Up to `limit` deletes owed by `node`, oldest first. */
   deletesOwedBy(node: NodeId, limit: number): Promise<OwedDelete[]>;
 
+  // --- one key at a time ----------------------------------------------------------------------
+  /**
+   * Runs `work` holding the cluster-wide lock of `key` (a PostgreSQL advisory lock, held on a
+   * connection of its own, so a gateway that dies lets go of it with its connection): deletes
+   * and replaces of one key, from any gateway, run one after the other.
+   */
+  withKeyLock<T>(key: Key, work: () => Promise<T>): Promise<T>;
+
   close(): Promise<void>;
 }
