@@ -72,6 +72,8 @@ export function spawnCli(
   args: readonly string[],
   env: Env = {},
   nodeArgs: readonly string[] = [],
+  /** A bundle of the CLI (scripts/support/cli-bundle.ts) to run instead of the sources. */
+  bundle?: string,
 ): CliRun {
   const childEnv: Env = {};
   for (const [name, value] of Object.entries(process.env)) {
@@ -80,7 +82,9 @@ export function spawnCli(
   Object.assign(childEnv, env);
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', ...nodeArgs, 'wrangler-free-local/cli.ts', ...args],
+    bundle === undefined
+      ? ['--import', 'tsx', ...nodeArgs, 'wrangler-free-local/cli.ts', ...args]
+      : ['--enable-source-maps', ...nodeArgs, bundle, ...args],
     { cwd: repoRoot, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   if (child.pid === undefined) throw new Error('could not spawn the CLI');

@@ -22,6 +22,8 @@ export interface LocalClusterOptions {
   nodeFlags?: readonly string[];
   /** More flags for every gateway. */
   gatewayFlags?: readonly string[];
+  /** Run this bundle of the CLI (scripts/support/cli-bundle.ts) rather than the sources. */
+  bundle?: string;
 }
 
 export interface Member {
@@ -116,7 +118,12 @@ export class LocalCluster {
 
   async #listen(args: string[]): Promise<ServerRun> {
     // The token through the environment, as the README recommends (flags show in ps).
-    const run = spawnCli(args, { HAYSTACK_CLUSTER_TOKEN: this.options.token });
+    const run = spawnCli(
+      args,
+      { HAYSTACK_CLUSTER_TOKEN: this.options.token },
+      [],
+      this.options.bundle,
+    );
     try {
       return await listening(run);
     } catch (err) {

@@ -1,3 +1,4 @@
+import { afterAll, inject } from 'vitest';
 import { ClusterStore } from '../../adapters/cluster/cluster-store.ts';
 import { openDirectory } from '../../adapters/cluster/directory/index.ts';
 import { createReplicaClient } from '../../adapters/cluster/replica-client.ts';
@@ -25,7 +26,8 @@ async function openClusterStore(directoryUrl: string): Promise<BlobStore> {
   });
 }
 
-describeStore('cluster (2 nodes as child processes, R = 2)', async () => {
+/** A fresh cluster: a database of its own and two nodes (child processes), listening. */
+async function startCluster(): Promise<{ directory: string; root: string; cluster: LocalCluster }> {
   const [directory, root] = await Promise.all([testDatabase(), makeTempDir('haystack-cluster-')]);
   const cluster = new LocalCluster({
     directory,
@@ -35,6 +37,7 @@ describeStore('cluster (2 nodes as child processes, R = 2)', async () => {
     nodeTimeout: '10',
     // Small volumes: the contract's large files cross volume boundaries on the nodes too.
     nodeFlags: ['--volume-size', '8M'],
+    bundle: inject('cliBundle'),
   });
   try {
     await Promise.all([cluster.startNode(0), cluster.startNode(1)]);
@@ -43,6 +46,21 @@ describeStore('cluster (2 nodes as child processes, R = 2)', async () => {
     await removeTempDir(root);
     throw err;
   }
+  return { directory, root, cluster };
+}
+
+// The next test's cluster starts while a test runs: most of a test's time is its cluster's start.
+let next: ReturnType<typeof startCluster> | undefined;
+afterAll(async () => {
+  const left = await next?.catch(() => undefined);
+  await left?.cluster.killAll();
+  if (left) await removeTempDir(left.root);
+});
+
+describeStore('cluster (2 nodes as child processes, R = 2)', async () => {
+  const { directory, root, cluster } = await (next ?? startCluster());
+  next = startCluster();
+  next.catch(() => {}); // reported when a test awaits it
   const store = await openClusterStore(directory);
   return {
     store,
