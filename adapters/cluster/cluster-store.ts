@@ -18,6 +18,7 @@ import { checkKey, isCookie, randomCookie } from '../file-info.ts';
 import { clusterStatus, withLiveFigures } from './cluster-status.ts';
 import { nodesById, ViewCache } from './cluster-view.ts';
 import type { Directory, VolumeId } from './directory/types.ts';
+import { guardDirectory } from './directory-guard.ts';
 import { failureReason, isReplicaFailure, writeEverywhere } from './fan-out.ts';
 import { deleteEverywhere } from './journaled-delete.ts';
 import { KeyLeases } from './key-leases.ts';
@@ -75,7 +76,8 @@ export class ClusterStore implements BlobStore {
   #closing: Promise<void> | undefined;
 
   private constructor(options: ClusterStoreOptions, spoolDir: string, ownsSpoolDir: boolean) {
-    const { directory, nodeTimeoutMs } = options;
+    const { nodeTimeoutMs } = options;
+    const directory = guardDirectory(options.directory);
     this.#directory = directory;
     this.#api = options.replicas;
     this.#log = options.log ?? (() => {});

@@ -1,0 +1,23 @@
+import { isStoreError, StoreError } from '../../storage/index.ts';
+import type { Directory } from './directory/types.ts';
+
+/**
+ * The Directory as the cluster store calls it: a failure to reach it (PostgreSQL down, a
+ * connection lost, a pool exhausted) becomes `unavailable` (503), as the cluster cannot serve
+ * without it; the cause goes with it for the log. Errors that are already the store's pass.
+ */
+export function guardDirectory(directory: Directory): Directory {
+  return new Proxy(directory, {
+    get(target, property) {
+      const value: unknown = Reflect.get(target, property);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) =>
+        Promise.resolve(value.apply(target, args)).catch((err: unknown) => {
+          if (isStoreError(err)) throw err;
+          throw new StoreError('unavailable', "the cluster's Directory cannot be reached", {
+            cause: err,
+          });
+        });
+    },
+  });
+}
