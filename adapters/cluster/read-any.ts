@@ -38,6 +38,8 @@ export async function holdersOf(context: ReadContext, key: Key): Promise<KeyHold
   const nodes = nodesById(view);
   const owed = new Set(place.owedBy);
   const candidates = volume.replicas.filter((replica) => !owed.has(replica.node));
+  // Every replica owes its delete: it is deleted, some replicas just have not applied it yet.
+  if (candidates.length === 0) throw notFound(key);
   const good: string[] = [];
   const rest: string[] = [];
   for (const replica of shuffled(candidates)) {
