@@ -67,11 +67,15 @@ const running = new Set<CliRun>();
  * is the server itself (a SIGKILL hits it, not a wrapper). The child's environment is the
  * parent's without any HAYSTACK_* variable (the flags say everything), plus `env`. `nodeArgs` go
  * to node after tsx and before the script (a benchmark's `--expose-gc` and `.ts` preloads).
+ * `detached` puts the child in a process group of its own, so that a Ctrl+C at the terminal
+ * reaches only the parent, which then stops its children in the order it chooses
+ * (`npm run cluster`).
  */
 export function spawnCli(
   args: readonly string[],
   env: Env = {},
   nodeArgs: readonly string[] = [],
+  { detached = false }: { detached?: boolean } = {},
 ): CliRun {
   const childEnv: Env = {};
   for (const [name, value] of Object.entries(process.env)) {
@@ -81,7 +85,7 @@ export function spawnCli(
   const child = spawn(
     process.execPath,
     ['--import', 'tsx', ...nodeArgs, 'wrangler-free-local/cli.ts', ...args],
-    { cwd: repoRoot, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] },
+    { cwd: repoRoot, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'], detached },
   );
   if (child.pid === undefined) throw new Error('could not spawn the CLI');
 
