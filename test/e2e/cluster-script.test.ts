@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chmod, readdir, readFile } from 'node:fs/promises';
+import { chmod, readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { repoRoot } from '../support/cli.ts';
@@ -145,7 +145,7 @@ describe('npm run cluster', () => {
     });
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(stdout).toMatch(/Directory {2}postgres:\/\/haystack@127\.0\.0\.1:\d+\/haystack/);
-    const tokenMode = (await import('node:fs')).statSync(path.join(data, 'token')).mode & 0o777;
+    const tokenMode = (await stat(path.join(data, 'token'))).mode & 0o777;
     expect(tokenMode).toBe(0o600);
 
     const body = new Uint8Array(70_000).map((_, i) => (i * 7 + 3) & 0xff);
