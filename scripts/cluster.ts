@@ -291,7 +291,8 @@ async function main(): Promise<void> {
       forwardLog(node, `node-${i}`);
       started.push(node);
     }
-    const nodePorts: Record<string, number> = {};
+    // Nodes not started this time keep their ports for the next run.
+    const nodePorts: Record<string, number> = { ...ports.nodes };
     for (const node of started) nodePorts[String(node.index)] = Number(new URL(node.url).port);
     await writeAtomically(
       portsFile,
