@@ -67,13 +67,22 @@ const running = new Set<CliRun>();
  * is the server itself (a SIGKILL hits it, not a wrapper). The child's environment is the
  * parent's without any HAYSTACK_* variable (the flags say everything), plus `env`. `nodeArgs` go
  * to node after tsx and before the script (a benchmark's `--expose-gc` and `.ts` preloads).
+ * `detached` puts the child in a process group of its own, so that a Ctrl+C at the terminal
+ * reaches only the parent, which then stops its children in the order it chooses
+ * (`npm run cluster`).
  */
 export function spawnCli(
   args: readonly string[],
   env: Env = {},
   nodeArgs: readonly string[] = [],
-  /** A bundle of the CLI (scripts/support/cli-bundle.ts) to run instead of the sources. */
-  bundle?: string,
+  {
+    detached = false,
+    bundle,
+  }: {
+    detached?: boolean;
+    /** A bundle of the CLI (scripts/support/cli-bundle.ts) to run instead of the sources. */
+    bundle?: string | undefined;
+  } = {},
 ): CliRun {
   const childEnv: Env = {};
   for (const [name, value] of Object.entries(process.env)) {
@@ -85,7 +94,7 @@ export function spawnCli(
     bundle === undefined
       ? ['--import', 'tsx', ...nodeArgs, 'wrangler-free-local/cli.ts', ...args]
       : ['--enable-source-maps', ...nodeArgs, bundle, ...args],
-    { cwd: repoRoot, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] },
+    { cwd: repoRoot, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'], detached },
   );
   if (child.pid === undefined) throw new Error('could not spawn the CLI');
 

@@ -24,6 +24,13 @@ export interface LocalClusterOptions {
   gatewayFlags?: readonly string[];
   /** Run this bundle of the CLI (scripts/support/cli-bundle.ts) rather than the sources. */
   bundle?: string;
+  /**
+   * Ports to use by member name (`node-3`, `gateway-0`) instead of free ones picked on first
+   * start: the ports of an earlier run, or `0` for a gateway (its URL is then the one it prints).
+   */
+  ports?: Readonly<Record<string, number>>;
+  /** Each child in a process group of its own (see `spawnCli`): a Ctrl+C reaches only us. */
+  detached?: boolean;
 }
 
 export interface Member {
@@ -41,6 +48,7 @@ export class LocalCluster {
 
   constructor(options: LocalClusterOptions) {
     this.options = options;
+    for (const [name, port] of Object.entries(options.ports ?? {})) this.#ports.set(name, port);
   }
 
   /** Node `i`'s data folder. */
@@ -118,12 +126,10 @@ export class LocalCluster {
 
   async #listen(args: string[]): Promise<ServerRun> {
     // The token through the environment, as the README recommends (flags show in ps).
-    const run = spawnCli(
-      args,
-      { HAYSTACK_CLUSTER_TOKEN: this.options.token },
-      [],
-      this.options.bundle,
-    );
+    const run = spawnCli(args, { HAYSTACK_CLUSTER_TOKEN: this.options.token }, [], {
+      detached: this.options.detached ?? false,
+      bundle: this.options.bundle,
+    });
     try {
       return await listening(run);
     } catch (err) {

@@ -19,6 +19,8 @@ export interface LocalPostgres {
   /** `postgres://haystack@127.0.0.1:PORT/postgres`: the server's maintenance database. */
   readonly url: string;
   readonly port: number;
+  /** The postmaster's pid (under `runuser` as root, not the child's own pid); for CPU accounting. */
+  postmasterPid(): Promise<number | undefined>;
   /** A new empty database; answers its URL. */
   createDatabase(name?: string): Promise<string>;
   /** Stops the server (fast shutdown) and, if it made it, removes its folder. */
@@ -36,6 +38,8 @@ export interface StartPostgresOptions {
   fsync?: boolean;
   /** Lines of the server's log, for whoever wants them. */
   log?: (line: string) => void;
+  /** The server in a process group of its own, out of reach of a Ctrl+C at the terminal. */
+  detached?: boolean;
 }
 
 /** The folder of PostgreSQL's programs: `pg_config --bindir`, or Debian's newest version. */
@@ -109,7 +113,11 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     '-c',
     'shared_buffers=32MB',
   ]);
-  const server = spawn(program, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  const server = spawn(program, args, {
+    cwd: dir,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.detached ?? false,
+  });
   await readyOrExit(server, options.log);
 
   const url = `postgres://${POSTGRES_USER}@127.0.0.1:${port}/postgres`;
@@ -118,6 +126,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
   return {
     url,
     port,
+    postmasterPid: () => postmasterPid(dataDir),
     async createDatabase(name = `haystack_${process.pid}_${++databases}_${Date.now()}`) {
       return createDatabase(url, name);
     },
