@@ -324,3 +324,24 @@ describe('POST /admin/compact on the volume store', () => {
     }
   });
 });
+
+describe('sameToken', () => {
+  it('is true for the same token only, whatever the lengths', async () => {
+    const { sameToken } = await import('../../handlers/bearer-token.ts');
+    const token = 'abcdefghijklmnop0123';
+    expect(sameToken(token, token)).toBe(true);
+    expect(sameToken(token, `${token}`.slice(0))).toBe(true);
+    for (const other of [
+      '',
+      'a',
+      token.slice(0, -1),
+      `${token}x`,
+      `x${token.slice(1)}`,
+      token.toUpperCase(),
+    ]) {
+      expect(sameToken(token, other), other).toBe(false);
+    }
+    // A prefix padded with what charCodeAt gives past the end must not pass either.
+    expect(sameToken('ab\u0000', 'ab')).toBe(false);
+  });
+});
