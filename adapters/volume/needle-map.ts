@@ -38,8 +38,10 @@ export class MapNeedleMap implements NeedleMap {
     return this.#map.size;
   }
 
-  *entries(after = 0): IterableIterator<[number, NeedleLocation]> {
-    const keys = [...this.#map.keys()].filter((key) => key > after).sort((a, b) => a - b);
+  *entries(after?: number): IterableIterator<[number, NeedleLocation]> {
+    const keys = [...this.#map.keys()]
+      .filter((key) => after === undefined || key > after)
+      .sort((a, b) => a - b);
     for (const key of keys) {
       const location = this.#map.get(key);
       if (location) yield [key, location];

@@ -103,7 +103,13 @@ describe('PackedNeedleMap', () => {
     });
     expect(map.get(5 + TWO_32 + 1)).toBeUndefined();
     expect(map.get(7)).toBeUndefined();
-    expect([...map.entries()].map(([key]) => key)).toEqual([...keys].sort((a, b) => a - b));
+    const sorted = [...keys].sort((a, b) => a - b);
+    expect([...map.entries()].map(([key]) => key)).toEqual(sorted);
+    // From above any key, in the map or not: the keys above it, in order.
+    for (const after of [-1, 0, ...sorted, ...sorted.map((key) => key + 1), 5 + TWO_32 + 1]) {
+      const above = [...map.entries(after)].map(([key]) => key);
+      expect(above, `above ${after}`).toEqual(sorted.filter((key) => key > after));
+    }
   });
 
   it('refuses what it cannot represent, and changes nothing', () => {
