@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import {
   type BlobStore,
@@ -24,6 +23,7 @@ import { deleteEverywhere } from './journaled-delete.ts';
 import { KeyLeases } from './key-leases.ts';
 import { holdersOf, type ReadContext, readAny } from './read-any.ts';
 import type { ReplicaApi, ReplicaBody } from './replica-api-client.ts';
+import { makeSpoolDir } from './spool-dir.ts';
 import { Suspects } from './suspects.ts';
 import { type HeldBody, holdBody } from './upload-body.ts';
 
@@ -114,8 +114,7 @@ export class ClusterStore implements BlobStore {
   }
 
   static async open(options: ClusterStoreOptions): Promise<ClusterStore> {
-    const spoolDir =
-      options.spoolDir ?? (await mkdtemp(path.join(tmpdir(), 'haystack-gateway-spool-')));
+    const spoolDir = options.spoolDir ?? (await makeSpoolDir());
     const store = new ClusterStore(options, spoolDir, options.spoolDir === undefined);
     // Fails now, not on the first request, when the Directory cannot be read.
     await store.#views.fresh();
