@@ -22,6 +22,7 @@ import { failureReason, isReplicaFailure, writeEverywhere } from './fan-out.ts';
 import { deleteEverywhere } from './journaled-delete.ts';
 import { KeyLeases } from './key-leases.ts';
 import { holdersOf, type ReadContext, readAny } from './read-any.ts';
+import { repairReplica } from './repair.ts';
 import type { ReplicaApi, ReplicaBody } from './replica-api-client.ts';
 import { makeSpoolDir } from './spool-dir.ts';
 import { Suspects } from './suspects.ts';
@@ -72,6 +73,7 @@ export class ClusterStore implements BlobStore {
   readonly #writeAttempts: number;
   readonly #log: (line: string) => void;
   readonly #inFlight = new Set<Promise<unknown>>();
+  readonly #repairing = new Set<string>();
   #spools = 0;
   #closing: Promise<void> | undefined;
 
@@ -103,9 +105,10 @@ export class ClusterStore implements BlobStore {
       suspects: this.#suspects,
       onCorrupt: (node, volume, key) => {
         this.#log(
-          `replica on node ${node} answered corrupt for key ${key} (logical volume ${volume})`,
+          `replica on node ${node} answered corrupt for key ${key} (logical volume ${volume}): repairing it`,
         );
         onCorrupt?.(node, volume, key);
+        this.#repair(node, volume, key);
       },
     };
     this.#spoolDir = spoolDir;
@@ -215,6 +218,27 @@ export class ClusterStore implements BlobStore {
       if (this.#ownsSpoolDir) await rm(this.#spoolDir, { recursive: true, force: true });
     })();
     return this.#closing;
+  }
+
+  /** One repair at a time per replica and key, in the background; `close` waits for it. */
+  #repair(node: string, volume: number, key: Key): void {
+    const id = `${node}/${volume}/${key}`;
+    if (this.#repairing.has(id) || this.#closing) return;
+    this.#repairing.add(id);
+    const context = {
+      directory: this.#directory,
+      api: this.#api,
+      views: this.#views,
+      log: this.#log,
+    };
+    const done = repairReplica(context, volume, key, node)
+      .catch((err: unknown) => {
+        this.#log(`repair of key ${key} on node ${node} failed: ${String(err)}`);
+        return false;
+      })
+      .finally(() => this.#repairing.delete(id));
+    this.#inFlight.add(done);
+    done.then(() => this.#inFlight.delete(done));
   }
 
   async #head(key: Key, cookie?: number): Promise<FileInfo> {

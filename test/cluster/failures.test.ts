@@ -1,3 +1,5 @@
+import { open, readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { ClusterStore } from '../../adapters/cluster/cluster-store.ts';
 import { openDirectory } from '../../adapters/cluster/directory/index.ts';
@@ -144,5 +146,47 @@ describe('a cluster when a node fails', () => {
     await cluster.kill(cluster.nodes[1]);
     await expectCode(store.put(file(randomBytes(10))), 'unavailable');
     expectBytes(await readAll((await store.get(info.key)).body), bytes);
+  });
+
+  it('a replica that answers corrupt is repaired from a good one, and reads never see it', async () => {
+    const { cluster, store } = await setUp(3, 3);
+    const bytes = randomBytes(20_000);
+    const info = await store.put(file(bytes));
+    // Damage the file on two of its three replicas: a byte of its data, in the volume file.
+    const marker = Buffer.from(bytes.subarray(5000, 5032));
+    for (const index of [0, 1]) {
+      const dat = path.join(cluster.nodeDir(index), 'volumes', String(info.volume), '1.dat');
+      const content = await readFile(dat);
+      const at = content.indexOf(marker);
+      expect(at, `the file's bytes in ${dat}`).toBeGreaterThan(0);
+      const handle = await open(dat, 'r+');
+      await handle.write(Buffer.from([(content[at] ?? 0) ^ 0xff]), 0, 1, at);
+      await handle.close();
+    }
+    const api = createReplicaClient({ token: TOKEN });
+    try {
+      const urls = [0, 1].map((i) => cluster.nodes[i]?.url ?? '');
+      for (const url of urls) {
+        await expectCode(api.get(url, info.volume, info.key), 'corrupt');
+      }
+      // Reads fail over to the good replica, and each corrupt answer starts a repair.
+      const limit = Date.now() + WAIT_MS;
+      for (;;) {
+        expectBytes(await readAll((await store.get(info.key)).body), bytes);
+        const healthy = await Promise.all(
+          urls.map((url) =>
+            api.get(url, info.volume, info.key).then(
+              async (read) => Buffer.compare(Buffer.from(await readAll(read.body)), bytes) === 0,
+              () => false,
+            ),
+          ),
+        );
+        if (healthy.every(Boolean)) break;
+        if (Date.now() > limit) throw new Error(`not repaired in time: ${healthy}`);
+      }
+      expect((await store.head(info.key)).etag).toBe(info.etag);
+    } finally {
+      await api.close();
+    }
   });
 });
