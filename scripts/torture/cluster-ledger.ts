@@ -158,12 +158,28 @@ export class Ledger {
     this.#log = options.log ?? (() => {});
   }
 
-  /** Resolves once `count` more writes were acknowledged than now. */
-  acknowledgedMore(count: number): Promise<void> {
+  /**
+   * Resolves once `count` more writes were acknowledged than now; rejects after `limitMs` (the
+   * clients stopped getting writes through: the caller's failure, with the figures).
+   */
+  acknowledgedMore(count: number, limitMs = 120_000): Promise<void> {
     const target = this.figures.acknowledged + count;
-    return new Promise((resolve) => {
-      if (this.figures.acknowledged >= target) resolve();
-      else this.#ackWaiters.push({ count: target, wake: resolve });
+    return new Promise((resolve, reject) => {
+      if (this.figures.acknowledged >= target) return resolve();
+      const timer = setTimeout(() => {
+        reject(
+          new Error(
+            `waited ${limitMs} ms for ${count} more acknowledged writes (at ${this.figures.acknowledged})`,
+          ),
+        );
+      }, limitMs);
+      this.#ackWaiters.push({
+        count: target,
+        wake: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      });
     });
   }
 
