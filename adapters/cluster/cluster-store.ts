@@ -251,7 +251,7 @@ export class ClusterStore implements BlobStore {
       this.#log(`logical volume ${volumeId} is read-only: ${reason}`);
       for (const { node, error } of outcome.failed) {
         if (!isReplicaFailure(error)) continue;
-        this.#suspects.add(node);
+        this.#suspects.add(node, nodes.get(node)?.registeredAt);
         await this.#directory.markReplicaCatchingUp(volumeId, node);
       }
       await this.#directory.markVolumeReadOnly(volumeId, code, reason);
@@ -265,8 +265,9 @@ export class ClusterStore implements BlobStore {
     const view = await this.#views.current();
     const row = view.volumes.find((v) => v.id === volume);
     if (!row) return;
-    await deleteEverywhere(this.#directory, this.#api, row, nodesById(view), key, cookie, (node) =>
-      this.#suspects.add(node),
+    const nodes = nodesById(view);
+    await deleteEverywhere(this.#directory, this.#api, row, nodes, key, cookie, (node) =>
+      this.#suspects.add(node, nodes.get(node)?.registeredAt),
     ).catch((err: unknown) => {
       // Unreachable replicas keep their rows: the retire is recorded and will be applied.
       if (!(err instanceof StoreError && err.code === 'unavailable')) throw err;
@@ -277,7 +278,7 @@ export class ClusterStore implements BlobStore {
   async #retire(key: Key, cookie?: number) {
     const { volume, nodes } = await holdersOf(this.#read, key);
     return deleteEverywhere(this.#directory, this.#api, volume, nodes, key, cookie, (node) =>
-      this.#suspects.add(node),
+      this.#suspects.add(node, nodes.get(node)?.registeredAt),
     );
   }
 

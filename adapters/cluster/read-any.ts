@@ -36,6 +36,7 @@ export async function holdersOf(context: ReadContext, key: Key): Promise<KeyHold
   }
   if (!volume) throw notFound(key);
   const nodes = nodesById(view);
+  context.suspects.forgiveRestarted(view.nodes);
   const owed = new Set(place.owedBy);
   const candidates = volume.replicas.filter((replica) => !owed.has(replica.node));
   const good: string[] = [];
@@ -77,7 +78,7 @@ export async function readAny<T>(
         context.onCorrupt(id, volume.id, key);
       } else if (err instanceof NodeUnreachable || isStoreError(err)) {
         if (isStoreError(err) && ['bad_request', 'bad_key'].includes(err.code)) throw err;
-        context.suspects.add(id);
+        context.suspects.add(id, node.registeredAt);
       } else {
         throw err;
       }
