@@ -81,12 +81,16 @@ const dir = values.data ?? (await mkdtemp(path.join(os.tmpdir(), 'haystack-tortu
 const removeTemp = () =>
   values.data ? Promise.resolve() : rm(dir, { recursive: true, force: true });
 
-// Ctrl+C: no child may outlive the harness (the PostgreSQL stops with the process group).
-process.once('SIGINT', () => {
-  void killAll()
-    .then(removeTemp)
-    .then(() => process.exit(130));
-});
+// Ctrl+C or SIGTERM: no child may outlive the harness, nor its PostgreSQL, nor the temp folder.
+let cleanup: () => Promise<void> = () => killAll();
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    void cleanup()
+      .catch(() => {})
+      .then(removeTemp)
+      .then(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  });
+}
 
 process.stdout.write(
   `torture:cluster: seed ${seed}, ${cycles} cycles, ${nodes} nodes, ${gateways} gateways, R = ${replicas}, node timeout ${nodeTimeout} (repeat with --seed ${seed})\n`,
@@ -101,6 +105,12 @@ const result: ClusterTortureResult = await runClusterTorture({
   clients: integer(values.clients, 'clients', 4, 1),
   dir,
   log,
+  onCleanup: (stop) => {
+    cleanup = async () => {
+      await killAll();
+      await stop();
+    };
+  },
 });
 const failedRun = tortureFailed(result) || result.cycles < cycles;
 if (failedRun && !values.data) log(`data kept for inspection: ${dir}`);

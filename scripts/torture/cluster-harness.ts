@@ -38,6 +38,8 @@ export interface ClusterTortureOptions {
   /** Where the PostgreSQL and the members' folders go (made if missing). */
   dir: string;
   log?: (line: string) => void;
+  /** Given, once started, what kills every child and stops the PostgreSQL (for a signal). */
+  onCleanup?: (cleanup: () => Promise<void>) => void;
 }
 
 export interface ClusterTortureResult {
@@ -95,6 +97,11 @@ export async function runClusterTorture(
     durationMs: 0,
   };
   const { liveness } = fixture;
+  const cleanup = async () => {
+    await fixture.killAll();
+    await postgres.stop();
+  };
+  options.onCleanup?.(cleanup);
   try {
     await fixture.startAll();
     for (let cycle = 1; cycle <= options.cycles; cycle++) {
@@ -107,7 +114,7 @@ export async function runClusterTorture(
         clients: options.clients ?? 4,
         seed,
         stream: cycle,
-        maxLive: 300,
+        maxLive: 200,
       });
       const events: string[] = [];
       try {
@@ -186,20 +193,21 @@ export async function runClusterTorture(
       await fixture.waitHealthy();
 
       // 4. The whole ledger.
+      const checkStart = performance.now();
       await checkLedger(fixture, ledger, rng);
+      const checkSeconds = (performance.now() - checkStart) / 1000;
       result.cycles = cycle;
       const f = ledger.figures;
       log(
         `cycle ${cycle}: ${events.join(', ')}; acknowledged +${f.acknowledged - before.acknowledged}, ` +
           `live ${ledger.live.size}, gone ${ledger.gone.size}, failures ${failures(f)}, ` +
-          `${((performance.now() - cycleStart) / 1000).toFixed(1)} s`,
+          `${((performance.now() - cycleStart) / 1000).toFixed(1)} s (check ${checkSeconds.toFixed(1)} s)`,
       );
     }
   } catch (err) {
     ledger.fail('other', `the loop stopped: ${err instanceof Error ? err.stack : String(err)}`);
   } finally {
-    await fixture.killAll();
-    await postgres.stop();
+    await cleanup();
     result.durationMs = performance.now() - started;
   }
   return result;

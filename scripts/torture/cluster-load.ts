@@ -26,12 +26,13 @@ export function startLoad(ledger: Ledger, options: LoadOptions): Load {
   let stopping = false;
   let writes = 0;
   const bigEvery = options.bigEvery ?? 40;
+  const crowded = () => ledger.live.size > options.maxLive;
   const client = async (index: number) => {
     const rng = new Random(options.seed, options.stream, index);
     while (!stopping) {
-      const roll = rng.next();
-      const crowded = ledger.live.size > options.maxLive;
-      if (roll < (crowded ? 0.2 : 0.45)) {
+      // Past maxLive, deletes outnumber writes, so that what each check reads stays bounded.
+      const roll = crowded() ? 0.35 + 0.65 * rng.next() : rng.next();
+      if (roll < 0.45) {
         const big = ++writes % bigEvery === 1;
         await ledger.write(rng, rng.bytes(fileSize(rng, big)));
       } else if (roll < 0.7) {
