@@ -39,6 +39,10 @@ export async function holdersOf(context: ReadContext, key: Key): Promise<KeyHold
   context.suspects.forgiveRestarted(view.nodes);
   const owed = new Set(place.owedBy);
   const candidates = volume.replicas.filter((replica) => !owed.has(replica.node));
+  // Every replica owes a delete of it: the key is deleted (its delete is journaled, and each
+  // node applies it on its next tick), not out of reach. A gateway killed between journaling a
+  // delete and sending it leaves exactly this.
+  if (candidates.length === 0 && volume.replicas.length > 0) throw notFound(key);
   const good: string[] = [];
   const rest: string[] = [];
   for (const replica of shuffled(candidates)) {
