@@ -152,8 +152,14 @@ export class ClusterStore implements BlobStore {
 
   delete(key: Key, cookie?: number): Promise<void> {
     return this.#track(async () => {
-      const outcome = await this.#retire(key, cookie);
-      if (outcome === 'not_found') throw new StoreError('not_found', `no file under key ${key}`);
+      // Whether the file is there (with that cookie) is asked of a replica first: the replicas'
+      // answers to the delete itself cannot tell, since each node's agent applies the journaled
+      // rows on its tick and may do so before this gateway's own request reaches it (that
+      // request then finds nothing: 404 from every replica, for a file that was there).
+      await this.#head(key, cookie);
+      // Found a moment ago, so a `not_found` now means it was deleted meanwhile (by this delete's
+      // journal, or by a delete racing this one): gone either way, as a replace treats it.
+      await this.#retire(key, cookie);
     });
   }
 

@@ -127,6 +127,28 @@ export class ClusterFixture {
     );
   }
 
+  /**
+   * What every up node answers for `key` of `volume` now, straight from its replica API (a
+   * HEAD): for the report of a loss.
+   */
+  async probe(volume: number, key: number): Promise<string> {
+    const answers = await Promise.all(
+      this.liveness.upNodes().map(async (index) => {
+        try {
+          const res = await fetch(`${this.nodeUrl(index)}/replicas/${volume}/${key}`, {
+            method: 'HEAD',
+            headers: { authorization: `Bearer ${this.cluster.options.token}` },
+            signal: AbortSignal.timeout(10_000),
+          });
+          return `node ${index} ${res.status}`;
+        } catch (err) {
+          return `node ${index} ${String(err)}`;
+        }
+      }),
+    );
+    return answers.join(', ');
+  }
+
   /** Judges the ledger's failed reads against the volumes' replicas. */
   async judgeReads(ledger: Ledger): Promise<void> {
     if (ledger.pendingReadFailures === 0) return;

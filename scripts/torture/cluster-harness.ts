@@ -84,7 +84,13 @@ export async function runClusterTorture(
     gateways,
     waitLimitMs: 120_000,
   });
-  const ledger = new Ledger({ liveness: fixture.liveness, endpoints: fixture, replicas, log });
+  const ledger = new Ledger({
+    liveness: fixture.liveness,
+    endpoints: fixture,
+    replicas,
+    log,
+    probe: (volume, key) => fixture.probe(volume, key),
+  });
   const result: ClusterTortureResult = {
     seed,
     cycles: 0,

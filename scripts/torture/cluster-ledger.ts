@@ -127,6 +127,8 @@ export interface LedgerOptions {
   endpoints: Endpoints;
   replicas: number;
   log?: (line: string) => void;
+  /** What each replica of `volume` answers for `key` now, in words: added to a loss's report. */
+  probe?: (volume: number, key: number) => Promise<string>;
 }
 
 export class Ledger {
@@ -150,12 +152,38 @@ export class Ledger {
   readonly #replicas: number;
   readonly #log: (line: string) => void;
   #ackWaiters: { count: number; wake: () => void }[] = [];
+  /** What happened to each key, for the report of a failure about it. */
+  readonly #history = new Map<number, string[]>();
+  readonly #started = performance.now();
+  readonly #probe: ((volume: number, key: number) => Promise<string>) | undefined;
 
   constructor(options: LedgerOptions) {
     this.#liveness = options.liveness;
     this.#endpoints = options.endpoints;
     this.#replicas = options.replicas;
     this.#log = options.log ?? (() => {});
+    this.#probe = options.probe;
+  }
+
+  /** Notes an event of `key`'s life, with the time and the nodes up. */
+  note(key: number, event: string): void {
+    const line = `${((performance.now() - this.#started) / 1000).toFixed(2)}s ${event} (up ${this.#liveness.upNodes().join(',')})`;
+    const list = this.#history.get(key);
+    if (list) list.push(line);
+    else this.#history.set(key, [line]);
+  }
+
+  history(key: number): string {
+    return (this.#history.get(key) ?? []).join(' | ');
+  }
+
+  /** A loss: its history and, when the ledger can, what every replica holds now. */
+  async #lost(key: number, volume: number, message: string): Promise<void> {
+    const probed = this.#probe ? await this.#probe(volume, key).catch((err) => String(err)) : '';
+    this.fail(
+      'lost',
+      `${message}; volume ${volume}; history: ${this.history(key)}; replicas now: ${probed}`,
+    );
   }
 
   /**
@@ -249,6 +277,7 @@ export class Ledger {
     if (!answer) return false;
     if (answer.status === 201) {
       const { key, volume } = json(answer.bytes) as { key: number; volume: number };
+      this.note(key, `POST 201 via gateway ${answer.gateway}, volume ${volume}`);
       this.#acknowledge(key, { content: contentOf(bytes, contentType), volume });
       return true;
     }
@@ -270,6 +299,8 @@ export class Ledger {
       }
       if (answer.status === 200) {
         const { key: fresh, volume } = json(answer.bytes) as { key: number; volume: number };
+        this.note(key, `PUT 200 via gateway ${answer.gateway} (new key ${fresh})`);
+        this.note(fresh, `PUT 200 over ${key} via gateway ${answer.gateway}, volume ${volume}`);
         this.#retire(key, old.volume);
         this.figures.replaced++;
         this.#acknowledge(fresh, { content: contentOf(bytes, contentType), volume });
@@ -277,9 +308,17 @@ export class Ledger {
         // An attempt cut by a gateway's kill retired it before it died.
         this.#retire(key, old.volume);
       } else if (answer.status === 404) {
-        this.fail('lost', `PUT /file/${key}: acknowledged file answered 404`);
+        await this.#lost(
+          key,
+          old.volume,
+          `PUT /file/${key} via gateway ${answer.gateway}: acknowledged file answered 404`,
+        );
         this.#retire(key, old.volume);
       } else {
+        this.note(
+          key,
+          `PUT ${answer.status} via gateway ${answer.gateway}${answer.retried ? ' (retried)' : ''}`,
+        );
         // The old key's delete may have been journaled before the failure: it is 404 or intact.
         if (answer.status === 503) this.#unsettle(key, old);
         this.#writeRefused(`PUT /file/${key}`, answer);
@@ -299,13 +338,21 @@ export class Ledger {
         this.#unsettle(key, old);
         return false;
       }
+      this.note(
+        key,
+        `DELETE ${answer.status} via gateway ${answer.gateway}${answer.retried ? ' (retried)' : ''}`,
+      );
       if (answer.status === 200 || (answer.status === 404 && answer.retried)) {
         this.#retire(key, old.volume);
         this.figures.deleted++;
         return true;
       }
       if (answer.status === 404) {
-        this.fail('lost', `DELETE /file/${key}: acknowledged file answered 404`);
+        await this.#lost(
+          key,
+          old.volume,
+          `DELETE /file/${key} via gateway ${answer.gateway}: acknowledged file answered 404`,
+        );
         this.#retire(key, old.volume);
         return false;
       }
@@ -346,7 +393,11 @@ export class Ledger {
         else
           this.fail('wrongBytes', `GET /file/${key}: ${describeDifference(read, entry.content)}`);
       } else if (answer.status === 404) {
-        this.fail('lost', `GET /file/${key}: acknowledged file answered 404`);
+        await this.#lost(
+          key,
+          entry.volume,
+          `GET /file/${key} via gateway ${answer.gateway}: acknowledged file answered 404`,
+        );
       } else {
         this.#readFailed(key, entry.volume, answer);
       }
@@ -389,6 +440,7 @@ export class Ledger {
     if (!entry) return;
     const answer = await this.send(rng, 'GET', `/file/${key}`);
     if (!answer) return;
+    this.note(key, `settle: GET ${answer.status} via gateway ${answer.gateway}`);
     if (answer.status === 404) {
       this.uncertain.delete(key);
       this.gone.set(key, entry.volume);
@@ -461,6 +513,7 @@ export class Ledger {
   }
 
   #unsettle(key: number, entry: LiveEntry): void {
+    this.note(key, 'left open');
     this.live.delete(key);
     this.uncertain.set(key, entry);
   }
@@ -475,21 +528,21 @@ export class Ledger {
     return key;
   }
 
-  #writeRefused(what: string, answer: GatewayAnswer & { window: Window }): void {
+  #writeRefused(what: string, answer: GatewayAnswer & { window: Window; retried: boolean }): void {
     const up = this.#liveness.upThroughout(answer.window);
     const code = errorCode(answer.bytes);
     if (answer.status === 503 && code === 'unavailable' && up.length < this.#replicas) {
       this.figures.unavailableAsExpected++;
       return;
     }
-    const detail = `${what} answered ${answer.status} ${text(answer.bytes)} via gateway ${answer.gateway}; nodes up throughout: [${up.join(',')}]`;
+    const detail = `${what} answered ${answer.status} ${text(answer.bytes)} via gateway ${answer.gateway}${answer.retried ? ' (retried after a gateway kill)' : ''}; nodes up throughout: [${up.join(',')}]`;
     if (up.length >= this.#replicas) this.fail('writesFailedWithRUp', detail);
     else this.fail('other', detail);
   }
 
   #readFailed(key: number, volume: number, answer: GatewayAnswer & { window: Window }): void {
     const upThroughout = this.#liveness.upThroughout(answer.window);
-    const what = `GET /file/${key} answered ${answer.status} ${text(answer.bytes)} via gateway ${answer.gateway}`;
+    const what = `GET /file/${key} answered ${answer.status} ${text(answer.bytes)} via gateway ${answer.gateway}; history: ${this.history(key)}`;
     if (answer.status !== 503) {
       this.fail('other', what);
       return;

@@ -62,6 +62,7 @@ describe('cluster under kill -9', () => {
       endpoints: f,
       replicas: R,
       log,
+      probe: (volume, key) => f.probe(volume, key),
     });
     const report = () =>
       `seed ${seed}\n${formatFigures(1, ledger.figures)}\n${formatNotes(ledger.figures)}\n${ledger.failureLines.join('\n')}\n${lines.slice(-40).join('\n')}`;
