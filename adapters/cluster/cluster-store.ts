@@ -158,8 +158,19 @@ export class ClusterStore implements BlobStore {
   delete(key: Key, cookie?: number): Promise<void> {
     return this.#track(async () => {
       checkId(key, cookie);
-      const outcome = await this.#directory.withKeyLock(key, () => this.#retire(key, cookie));
-      if (outcome === 'not_found') throw notFound(key);
+      // One delete or replace of a key at a time, cluster-wide: of two deletes, the second finds
+      // the file gone (404).
+      await this.#directory.withKeyLock(key, async () => {
+        // Whether the file is there (with that cookie) is asked of a replica first: the
+        // replicas' answers to the delete itself cannot tell, since each node's agent applies
+        // the journaled rows on its tick and may do so before this gateway's own request
+        // reaches it (that request then finds nothing: 404 from every replica, for a file that
+        // was there).
+        await this.#head(key, cookie);
+        // Found a moment ago, under the lock: a `not_found` now means this delete's own journal
+        // was applied first. Gone either way.
+        await this.#retire(key, cookie);
+      });
     });
   }
 
@@ -280,7 +291,7 @@ export class ClusterStore implements BlobStore {
       this.#log(`logical volume ${volumeId} is read-only: ${reason}`);
       for (const { node, error } of outcome.failed) {
         if (!isReplicaFailure(error)) continue;
-        this.#suspects.add(node);
+        this.#suspects.add(node, nodes.get(node)?.registeredAt);
         await this.#directory.markReplicaCatchingUp(volumeId, node);
       }
       await this.#directory.markVolumeReadOnly(volumeId, code, reason);
@@ -294,8 +305,9 @@ export class ClusterStore implements BlobStore {
     const view = await this.#views.current();
     const row = view.volumes.find((v) => v.id === volume);
     if (!row) return;
-    await deleteEverywhere(this.#directory, this.#api, row, nodesById(view), key, cookie, (node) =>
-      this.#suspects.add(node),
+    const nodes = nodesById(view);
+    await deleteEverywhere(this.#directory, this.#api, row, nodes, key, cookie, (node) =>
+      this.#suspects.add(node, nodes.get(node)?.registeredAt),
     ).catch((err: unknown) => {
       // Unreachable replicas keep their rows: the retire is recorded and will be applied.
       if (!(err instanceof StoreError && err.code === 'unavailable')) throw err;
@@ -306,7 +318,7 @@ export class ClusterStore implements BlobStore {
   async #retire(key: Key, cookie?: number) {
     const { volume, nodes } = await holdersOf(this.#read, key);
     return deleteEverywhere(this.#directory, this.#api, volume, nodes, key, cookie, (node) =>
-      this.#suspects.add(node),
+      this.#suspects.add(node, nodes.get(node)?.registeredAt),
     );
   }
 

@@ -69,6 +69,7 @@ export class KeyLeases {
   async #newLease(): Promise<void> {
     const view = await this.#views.current();
     const nodes = nodesById(view);
+    this.#suspects.forgiveRestarted(view.nodes);
     const avoid = this.#suspects.list();
     const writable = view.volumes.filter(
       (volume) =>

@@ -36,10 +36,13 @@ export async function holdersOf(context: ReadContext, key: Key): Promise<KeyHold
   }
   if (!volume) throw notFound(key);
   const nodes = nodesById(view);
+  context.suspects.forgiveRestarted(view.nodes);
   const owed = new Set(place.owedBy);
   const candidates = volume.replicas.filter((replica) => !owed.has(replica.node));
-  // Every replica owes its delete: it is deleted, some replicas just have not applied it yet.
-  if (candidates.length === 0) throw notFound(key);
+  // Every replica owes a delete of it: the key is deleted (its delete is journaled, and each
+  // node applies it on its next tick), not out of reach. A gateway killed between journaling a
+  // delete and sending it leaves exactly this.
+  if (candidates.length === 0 && volume.replicas.length > 0) throw notFound(key);
   const good: string[] = [];
   const rest: string[] = [];
   for (const replica of shuffled(candidates)) {
@@ -79,7 +82,7 @@ export async function readAny<T>(
         context.onCorrupt(id, volume.id, key);
       } else if (err instanceof NodeUnreachable || isStoreError(err)) {
         if (isStoreError(err) && ['bad_request', 'bad_key'].includes(err.code)) throw err;
-        context.suspects.add(id);
+        context.suspects.add(id, node.registeredAt);
       } else {
         throw err;
       }

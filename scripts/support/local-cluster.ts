@@ -78,21 +78,35 @@ export class LocalCluster {
     return member;
   }
 
+  /**
+   * Gateway `i`'s temp folder, `root/gateway-i-tmp` (its TMPDIR): where it spools large
+   * uploads. A gateway killed with `kill -9` cannot remove its spool folder, so it is kept under
+   * the cluster's root, removed with it, rather than left in the machine's temp dir.
+   */
+  gatewayTmpDir(index: number): string {
+    return path.join(this.options.root, `gateway-${index}-tmp`);
+  }
+
   /** Starts gateway `index` (again), on the port it had before. */
   async startGateway(index: number): Promise<Member> {
     const port = await this.#port(`gateway-${index}`);
-    const run = await this.#listen([
-      'gateway',
-      '--port',
-      String(port),
-      '--directory',
-      this.options.directory,
-      '--replicas',
-      String(this.options.replicas),
-      '--node-timeout',
-      this.options.nodeTimeout,
-      ...(this.options.gatewayFlags ?? []),
-    ]);
+    const tmp = this.gatewayTmpDir(index);
+    await mkdir(tmp, { recursive: true });
+    const run = await this.#listen(
+      [
+        'gateway',
+        '--port',
+        String(port),
+        '--directory',
+        this.options.directory,
+        '--replicas',
+        String(this.options.replicas),
+        '--node-timeout',
+        this.options.nodeTimeout,
+        ...(this.options.gatewayFlags ?? []),
+      ],
+      { TMPDIR: tmp },
+    );
     const member = { index, url: run.url, run };
     this.gateways[index] = member;
     return member;
@@ -124,9 +138,9 @@ export class LocalCluster {
     await Promise.all([...this.gateways, ...this.nodes].map((m) => this.kill(m)));
   }
 
-  async #listen(args: string[]): Promise<ServerRun> {
+  async #listen(args: string[], env: Record<string, string> = {}): Promise<ServerRun> {
     // The token through the environment, as the README recommends (flags show in ps).
-    const run = spawnCli(args, { HAYSTACK_CLUSTER_TOKEN: this.options.token }, [], {
+    const run = spawnCli(args, { HAYSTACK_CLUSTER_TOKEN: this.options.token, ...env }, [], {
       detached: this.options.detached ?? false,
       bundle: this.options.bundle,
     });

@@ -19,6 +19,7 @@ interface StoredNode {
   url: string;
   bytesFree: number;
   lastHeartbeat: number;
+  registeredAt: number;
 }
 
 interface StoredVolume {
@@ -70,7 +71,7 @@ export class MemoryDirectory implements Directory {
 
   async registerNode(id: NodeId, url: string, bytesFree: number): Promise<VolumeId[]> {
     await this.#enter('registerNode');
-    this.#nodes.set(id, { id, url, bytesFree, lastHeartbeat: this.now });
+    this.#nodes.set(id, { id, url, bytesFree, lastHeartbeat: this.now, registeredAt: this.now });
     const volumes: VolumeId[] = [];
     for (const row of this.#replicasOf(id)) {
       row.state = 'catching-up';
@@ -114,6 +115,7 @@ export class MemoryDirectory implements Directory {
       url: node.url,
       up: this.#up(node, nodeTimeoutMs),
       lastHeartbeat: new Date(node.lastHeartbeat),
+      registeredAt: new Date(node.registeredAt),
       bytesFree: node.bytesFree,
     }));
     const volumes = [...this.#volumes.values()].map((volume) => this.#volumeRow(volume));

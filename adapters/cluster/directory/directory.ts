@@ -105,7 +105,8 @@ export function createDirectory(db: SqlDatabase, locks: SqlDatabase = db): Direc
            INSERT INTO haystack_nodes AS n (id, url, bytes_free, registered_at, last_heartbeat)
            VALUES ($1, $2, $3, now(), now())
            ON CONFLICT (id) DO UPDATE
-             SET url = EXCLUDED.url, bytes_free = EXCLUDED.bytes_free, last_heartbeat = now()
+             SET url = EXCLUDED.url, bytes_free = EXCLUDED.bytes_free, last_heartbeat = now(),
+                 registered_at = now()
            RETURNING n.id
          ), marked AS (
            UPDATE haystack_replicas SET state = 'catching-up'
@@ -186,9 +187,11 @@ export function createDirectory(db: SqlDatabase, locks: SqlDatabase = db): Direc
         url: string;
         up: boolean;
         last_heartbeat: Date;
+        registered_at: Date;
         bytes_free: number;
       }>(
-        `SELECT c.next_key, n.id, n.url, ${isUp('n', 1)} AS up, n.last_heartbeat, n.bytes_free
+        `SELECT c.next_key, n.id, n.url, ${isUp('n', 1)} AS up, n.last_heartbeat, n.registered_at,
+           n.bytes_free
          FROM haystack_key_counter c LEFT JOIN haystack_nodes n ON true ORDER BY n.id`,
         [nodeTimeoutMs],
       );
@@ -201,6 +204,7 @@ export function createDirectory(db: SqlDatabase, locks: SqlDatabase = db): Direc
                 url: row.url,
                 up: row.up,
                 lastHeartbeat: row.last_heartbeat,
+                registeredAt: row.registered_at,
                 bytesFree: row.bytes_free,
               },
             ],

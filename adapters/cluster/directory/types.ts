@@ -13,6 +13,8 @@ export interface NodeRow {
   /** Heartbeat within the caller's node timeout, by the database's clock. */
   up: boolean;
   lastHeartbeat: Date;
+  /** When the node last registered (its last start), by the database's clock. */
+  registeredAt: Date;
   bytesFree: number;
 }
 
