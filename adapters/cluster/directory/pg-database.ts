@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { Sql, SqlDatabase } from './sql.ts';
 
@@ -58,7 +59,12 @@ export function createPgDatabase(url: string, options: PgDatabaseOptions = {}): 
     text: string,
     params?: readonly unknown[],
   ): Promise<Row[]> => {
-    const result = await client.query<Row>(text, params as unknown[] | undefined);
+    // A statement with parameters is prepared once per connection, under a name made from its
+    // text: PostgreSQL then plans it once, not on every call (a gateway asks one for every read).
+    const result =
+      params === undefined
+        ? await client.query<Row>(text)
+        : await client.query<Row>({ name: statementName(text), text, values: [...params] });
     return result.rows;
   };
 
@@ -184,4 +190,16 @@ function connectionError(target: string, error: unknown, secrets: readonly strin
 
 function asError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
+}
+
+const statementNames = new Map<string, string>();
+
+/** A prepared statement's name: the same text, the same name (a digest of it). */
+function statementName(text: string): string {
+  let name = statementNames.get(text);
+  if (name === undefined) {
+    name = `haystack_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`;
+    statementNames.set(text, name);
+  }
+  return name;
 }
