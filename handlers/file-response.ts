@@ -1,4 +1,6 @@
-import type { FileInfo, FileRead, Key } from '../storage/index.ts';
+import type { BlobStore, FileInfo, FileRead, Key } from '../storage/index.ts';
+import { HttpError } from './errors.ts';
+import { contentRange, type RangePlan, unsatisfiedRange } from './range.ts';
 import { requestPath } from './request-path.ts';
 
 /** Content under a key never changes, so caches may keep it for good (a year is HTTP's "forever"). */
@@ -110,4 +112,47 @@ export function responseBody(
 
 function hasPlainBuffer(bytes: Uint8Array): bytes is Uint8Array<ArrayBuffer> {
   return bytes.buffer instanceof ArrayBuffer;
+}
+
+/**
+ * The answer to a GET with a Range once it is planned against the file's info: 416 with the
+ * file's size, the whole file (200, the range was ignored), or the part (206, `Content-Range`).
+ * Shared by the public file routes and a store node's replica routes; `headersFor` gives each
+ * its own headers for a body of `length` bytes.
+ */
+export async function rangedAnswer(
+  store: BlobStore,
+  key: Key,
+  cookie: number | undefined,
+  /** The Range header, for the 416's message. */
+  range: string | undefined,
+  plan: RangePlan,
+  size: number,
+  headersFor: (info: FileInfo, length: number) => Record<string, string>,
+): Promise<Response> {
+  if (plan.kind === 'unsatisfiable') {
+    throw new HttpError(
+      'range_not_satisfiable',
+      `the range ${range} is outside the file's ${size} bytes`,
+      {
+        headers: { 'Content-Range': unsatisfiedRange(size) },
+      },
+    );
+  }
+  if (plan.kind === 'full') {
+    const whole = await store.get(key, undefined, cookie);
+    return new Response(responseBody(whole.body), {
+      status: 200,
+      headers: headersFor(whole.info, whole.info.size),
+    });
+  }
+  const { start, end } = plan;
+  const part = await store.get(key, { start, end }, cookie);
+  return new Response(responseBody(part.body), {
+    status: 206,
+    headers: {
+      ...headersFor(part.info, end - start + 1),
+      'Content-Range': contentRange(start, end, part.info.size),
+    },
+  });
 }

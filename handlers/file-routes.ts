@@ -7,10 +7,11 @@ import {
   fileId,
   locationOf,
   notModifiedHeaders,
+  rangedAnswer,
   responseBody,
   storedFileJson,
 } from './file-response.ts';
-import { contentRange, noneMatchHits, planRangedRead, unsatisfiedRange } from './range.ts';
+import { noneMatchHits, planRangedRead } from './range.ts';
 import { type FileId, parseFileId } from './schemas.ts';
 import { uploadInput } from './upload.ts';
 
@@ -82,27 +83,9 @@ export function fileRoutes(settings: AppSettings): FileRoutes {
       if (isHead) return c.body(null, 200, fileHeaders(info, info.size, inlineActive));
 
       const plan = planRangedRead(range, c.req.header('if-range'), info);
-      if (plan.kind === 'unsatisfiable') {
-        throw new HttpError(
-          'range_not_satisfiable',
-          `the range ${range} is outside the file's ${info.size} bytes`,
-          { headers: { 'Content-Range': unsatisfiedRange(info.size) } },
-        );
-      }
-      if (plan.kind === 'full') {
-        const whole = await store.get(key, undefined, cookie);
-        return c.body(
-          responseBody(whole.body),
-          200,
-          fileHeaders(whole.info, whole.info.size, inlineActive),
-        );
-      }
-      const { start, end } = plan;
-      const part = await store.get(key, { start, end }, cookie);
-      return c.body(responseBody(part.body), 206, {
-        ...fileHeaders(part.info, end - start + 1, inlineActive),
-        'Content-Range': contentRange(start, end, part.info.size),
-      });
+      return await rangedAnswer(store, key, cookie, range, plan, info.size, (file, length) =>
+        fileHeaders(file, length, inlineActive),
+      );
     } catch (thrown) {
       throw asError(thrown);
     }

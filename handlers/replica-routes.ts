@@ -14,8 +14,8 @@ import { checkBearerToken, requireBearerToken } from './bearer-token.ts';
 import { byMethod } from './by-method.ts';
 import type { AppEnv } from './env.ts';
 import { createErrorHandler, errorsAsErrors, HttpError, logUnexpected, noRoute } from './errors.ts';
-import { responseBody } from './file-response.ts';
-import { contentRange, planRange, unsatisfiedRange } from './range.ts';
+import { rangedAnswer, responseBody } from './file-response.ts';
+import { planRange } from './range.ts';
 import { parseDecimalCookie, parseKey, parseQueryInteger, parseVolume } from './schemas.ts';
 import { DEFAULT_DISCARD_BOUNDS, type DiscardBounds, uploadInput } from './upload.ts';
 
@@ -102,24 +102,15 @@ export function createReplicaApp(options: CreateReplicaAppOptions): Hono<AppEnv>
       return c.body(responseBody(body), 200, fileHeaders(info, info.size));
     }
     const info = await store.head(key, cookie);
-    const plan = planRange(range, info.size);
-    if (plan.kind === 'unsatisfiable') {
-      throw new HttpError(
-        'range_not_satisfiable',
-        `the range ${range} is outside the file's ${info.size} bytes`,
-        { headers: { 'Content-Range': unsatisfiedRange(info.size) } },
-      );
-    }
-    if (plan.kind === 'full') {
-      const whole = await store.get(key, undefined, cookie);
-      return c.body(responseBody(whole.body), 200, fileHeaders(whole.info, whole.info.size));
-    }
-    const { start, end } = plan;
-    const part = await store.get(key, { start, end }, cookie);
-    return c.body(responseBody(part.body), 206, {
-      ...fileHeaders(part.info, end - start + 1),
-      'Content-Range': contentRange(start, end, part.info.size),
-    });
+    return rangedAnswer(
+      store,
+      key,
+      cookie,
+      range,
+      planRange(range, info.size),
+      info.size,
+      fileHeaders,
+    );
   });
 
   const deleteFile = errorsAsErrors<AppEnv>(async (c) => {

@@ -18,6 +18,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { LocalCluster, type Member } from './support/local-cluster.ts';
 import { createDatabase, type LocalPostgres, startPostgres } from './support/postgres.ts';
+import { scriptArgs } from './support/script-args.ts';
 
 const DATABASE = 'haystack';
 // Its last line once the cluster serves, `haystack cluster ready: URL`, is what scripts wait for
@@ -45,18 +46,10 @@ interface Ports {
   nodes?: Record<string, number>;
 }
 
-function fail(message: string): never {
-  process.stderr.write(`${message}\n${USAGE}\n`);
-  process.exit(2);
-}
-
-function integer(text: string | undefined, name: string, min: number, max: number): number {
-  const value = Number(text);
-  if (text === undefined || !/^\d+$/.test(text) || value < min || value > max) {
-    fail(`--${name} must be an integer from ${min} to ${max}, not ${text}`);
-  }
-  return value;
-}
+const args = scriptArgs('cluster', `${USAGE}\n`);
+// Typed here: TypeScript narrows after a call only through a declared `never`.
+const fail: (message: string) => never = args.fail;
+const { integer } = args;
 
 function readArgs(argv: string[]): Args {
   let values: Record<string, string | boolean | undefined>;
@@ -81,17 +74,17 @@ function readArgs(argv: string[]): Args {
     process.stdout.write(`${USAGE}\n`);
     process.exit(0);
   }
-  const nodes = integer(values.nodes as string, 'nodes', 1, 64);
+  const nodes = integer(values.nodes as string, 'nodes', { min: 1, max: 64 });
   const replicas =
     values.replicas === undefined
       ? Math.min(3, nodes)
-      : integer(values.replicas as string, 'replicas', 1, nodes);
+      : integer(values.replicas as string, 'replicas', { min: 1, max: nodes });
   const nodeTimeout = values['node-timeout'] as string;
   if (!/^\d+(\.\d+)?(s|ms)?$/.test(nodeTimeout)) fail(`--node-timeout: not a time: ${nodeTimeout}`);
   return {
     nodes,
     replicas,
-    port: integer(values.port as string, 'port', 0, 65535),
+    port: integer(values.port as string, 'port', { min: 0, max: 65535 }),
     data: path.resolve(values.data as string),
     nodeTimeout,
   };

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { killAll } from './support/cli-process.ts';
+import { scriptArgs } from './support/script-args.ts';
 import {
   type ClusterTortureResult,
   runClusterTorture,
@@ -26,18 +27,10 @@ const usage = `Usage: npm run torture:cluster -- --cycles N [--seed S] [--nodes 
        [--replicas 3] [--node-timeout 2] [--clients 4] [--data DIR] [--quiet]
 `;
 
-function fail(message: string): never {
-  process.stderr.write(`torture:cluster: ${message}\n\n${usage}`);
-  process.exit(2);
-}
-
-function integer(text: string | undefined, name: string, fallback: number, min = 0): number {
-  if (text === undefined) return fallback;
-  if (!/^[0-9]{1,10}$/.test(text) || Number(text) < min) {
-    fail(`--${name} must be an integer of at least ${min}, got ${JSON.stringify(text)}`);
-  }
-  return Number(text);
-}
+const args = scriptArgs('torture:cluster', usage);
+// Typed here: TypeScript narrows after a call only through a declared `never`.
+const fail: (message: string) => never = args.fail;
+const { integer } = args;
 
 let values: ReturnType<typeof parse>['values'];
 function parse() {
@@ -68,11 +61,11 @@ if (values.help) {
   process.exit(0);
 }
 
-const cycles = integer(values.cycles, 'cycles', 10, 1);
-const seed = integer(values.seed, 'seed', randomInt(2 ** 31));
-const nodes = integer(values.nodes, 'nodes', 4, 1);
-const gateways = integer(values.gateways, 'gateways', 2, 1);
-const replicas = integer(values.replicas, 'replicas', 3, 1);
+const cycles = integer(values.cycles, 'cycles', { fallback: 10, min: 1 });
+const seed = integer(values.seed, 'seed', { fallback: randomInt(2 ** 31) });
+const nodes = integer(values.nodes, 'nodes', { fallback: 4, min: 1 });
+const gateways = integer(values.gateways, 'gateways', { fallback: 2, min: 1 });
+const replicas = integer(values.replicas, 'replicas', { fallback: 3, min: 1 });
 if (replicas > nodes) fail(`--replicas ${replicas} needs at least as many --nodes`);
 const nodeTimeout = values['node-timeout'] ?? '2';
 const log = values.quiet ? () => {} : (line: string) => process.stdout.write(`${line}\n`);
@@ -102,7 +95,7 @@ const result: ClusterTortureResult = await runClusterTorture({
   gateways,
   replicas,
   nodeTimeout,
-  clients: integer(values.clients, 'clients', 4, 1),
+  clients: integer(values.clients, 'clients', { fallback: 4, min: 1 }),
   dir,
   log,
   onCleanup: (stop) => {

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { killAll } from './support/cli-process.ts';
+import { scriptArgs } from './support/script-args.ts';
 import {
   failed,
   formatResult,
@@ -30,18 +31,10 @@ const usage = `Usage: npm run torture -- --cycles N [--mode kill|lost-cache|comp
   many volumes with garbage.
 `;
 
-function fail(message: string): never {
-  process.stderr.write(`torture: ${message}\n\n${usage}`);
-  process.exit(2);
-}
-
-function integer(text: string | undefined, name: string, fallback: number, min = 0): number {
-  if (text === undefined) return fallback;
-  if (!/^[0-9]{1,10}$/.test(text) || Number(text) < min) {
-    fail(`--${name} must be an integer of at least ${min}, got ${JSON.stringify(text)}`);
-  }
-  return Number(text);
-}
+const args = scriptArgs('torture', usage);
+// Typed here: TypeScript narrows after a call only through a declared `never`.
+const fail: (message: string) => never = args.fail;
+const { integer } = args;
 
 let values: ReturnType<typeof parse>['values'];
 function parse() {
@@ -81,8 +74,8 @@ if (fsync === 'never' && mode !== 'kill' && mode !== 'compact') {
     '--fsync never only with --mode kill or compact: a lost page cache loses what was never synced',
   );
 }
-const cycles = integer(values.cycles, 'cycles', 10, 1);
-const seed = integer(values.seed, 'seed', randomInt(2 ** 31));
+const cycles = integer(values.cycles, 'cycles', { fallback: 10, min: 1 });
+const seed = integer(values.seed, 'seed', { fallback: randomInt(2 ** 31) });
 const log = values.quiet ? () => {} : (line: string) => process.stdout.write(`${line}\n`);
 
 // The data directory: the one given (kept), or a temp one, removed unless something failed.
@@ -105,8 +98,8 @@ const result = await runTorture({
   mode,
   seed,
   fsync,
-  clients: integer(values.clients, 'clients', 4, 1),
-  maxFileSize: integer(values['max-size'], 'max-size', 1024 * 1024),
+  clients: integer(values.clients, 'clients', { fallback: 4, min: 1 }),
+  maxFileSize: integer(values['max-size'], 'max-size', { fallback: 1024 * 1024 }),
   ...(values['volume-size'] ? { volumeSize: values['volume-size'] } : {}),
   dir,
   log,

@@ -8,6 +8,7 @@ import {
   readStatus,
   waitForStatus,
 } from './cluster-status.ts';
+import { eachLimited } from './each-limited.ts';
 import type { Random } from './random.ts';
 
 /**
@@ -180,16 +181,4 @@ export async function checkLedger(
 
 export function range(n: number): number[] {
   return Array.from({ length: n }, (_, i) => i);
-}
-
-export async function eachLimited<T>(
-  items: readonly T[],
-  limit: number,
-  task: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await task(items[next++] as T);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }

@@ -383,12 +383,7 @@ export class Ledger {
       const answer = await this.send(rng, 'GET', `/file/${key}`);
       if (!answer) return;
       if (answer.status === 200) {
-        const read = {
-          status: 200,
-          sha256: sha256(answer.bytes),
-          size: answer.bytes.byteLength,
-          contentType: answer.contentType,
-        };
+        const read = { status: 200, ...contentOf(answer.bytes, answer.contentType) };
         if (sameContent(read, entry.content)) this.figures.readsOk++;
         else
           this.fail('wrongBytes', `GET /file/${key}: ${describeDifference(read, entry.content)}`);
@@ -447,12 +442,7 @@ export class Ledger {
       return;
     }
     if (answer.status === 200) {
-      const read = {
-        status: 200,
-        sha256: sha256(answer.bytes),
-        size: answer.bytes.byteLength,
-        contentType: answer.contentType,
-      };
+      const read = { status: 200, ...contentOf(answer.bytes, answer.contentType) };
       if (sameContent(read, entry.content)) {
         this.uncertain.delete(key);
         this.live.set(key, entry);

@@ -30,6 +30,7 @@ import {
   sameContent,
   sha256,
 } from './content.ts';
+import { eachLimited } from './each-limited.ts';
 import { Random } from './random.ts';
 
 /**
@@ -835,18 +836,6 @@ function takeRandom(pool: number[], rng: Random): number {
   const at = rng.int(0, pool.length - 1);
   const [key] = pool.splice(at, 1) as [number];
   return key;
-}
-
-async function eachLimited<T>(
-  items: readonly T[],
-  limit: number,
-  task: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await task(items[next++] as T);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 /** Spool files of chunked uploads (`upload-*.spool`) in the data directory. */

@@ -43,7 +43,8 @@ describe('a read over replicas', () => {
       });
     }
     expect(new Set(asked)).toEqual(new Set(['http://c']));
-    // Every replica owes it: none may serve it, and it is not there.
+    // Every replica owes it (a gateway killed after journaling a delete and before any replica
+    // applied it): none may be asked, and it is not there, not out of reach.
     await directory.oweDeletes(volume, key, ['c'], null);
     await expectCode(
       readAny(context, key, async () => 'bytes'),
