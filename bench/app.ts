@@ -54,6 +54,7 @@ function stubStore(): BlobStore {
     delete: unused,
     sync: unused,
     status: unused,
+    readiness: unused,
     close: async () => {},
     capabilities: {},
   };

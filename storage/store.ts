@@ -11,6 +11,13 @@ import type {
 } from './types.ts';
 
 /**
+ * Whether a store takes writes now: what `GET /readyz` answers, for load balancers. Not ready
+ * while it is read-only, closing or closed, or refusing writes after a failed flush; `reason`
+ * says which, for people.
+ */
+export type Readiness = { ready: true } | { ready: false; reason: string };
+
+/**
  * The storage port: all the HTTP handlers know of a store. Adapters implement it; every method
  * reports failure by rejecting with a `StoreError`.
  *
@@ -33,6 +40,8 @@ export interface BlobStore {
   /** Flushes every volume and index to disk. */
   sync(): Promise<SyncReport>;
   status(): Promise<StoreStatus>;
+  /** Whether it is open and takes writes (see `Readiness`). Cheap: probes ask every second. */
+  readiness(): Promise<Readiness>;
   /** Flushes, syncs and releases the store; later calls reject with `closed`. */
   close(): Promise<void>;
 
@@ -49,6 +58,39 @@ export interface StoreCapabilities {
   readonly volumes?: VolumeAdmin;
   /** Storing a file under a key and cookie the caller chose: how a cluster writes replicas. */
   readonly replicas?: ReplicaWriter;
+  /** What a metrics registry can learn of the store's inner work (see handlers/metrics). */
+  readonly telemetry?: StoreTelemetry;
+}
+
+/**
+ * The store's inner events and counters, for metrics. Events are pushed to observers as they
+ * happen (each call is cheap and must not throw); counters that change on every read (the
+ * cache's) are read when scraped, never pushed.
+ */
+export interface StoreTelemetry {
+  /** Calls `observer` on every event from now on; the answer stops that. */
+  observe(observer: StoreObserver): () => void;
+  /** The cache's counters, when the store has a cache (its size may be 0: off). */
+  cacheStats?(): CacheStats;
+}
+
+export interface StoreObserver {
+  /** A group commit made `writes` writes durable with one flush, which took `seconds`. */
+  flushed?(writes: number, seconds: number): void;
+  /** A read found the needle in `volume` damaged and answered `corrupt`. */
+  corruptRead?(volume: number): void;
+  /** A compaction of one volume finished. */
+  compacted?(report: CompactReport): void;
+}
+
+/** The needle cache's counters, since the store opened. */
+export interface CacheStats {
+  hits: number;
+  misses: number;
+  /** Bytes counted against `maxBytes`: every entry's data and its per-entry overhead. */
+  bytes: number;
+  entries: number;
+  maxBytes: number;
 }
 
 /**

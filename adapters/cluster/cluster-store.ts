@@ -9,6 +9,7 @@ import {
   type FileRead,
   type Key,
   type PutInput,
+  type Readiness,
   type StoreCapabilities,
   StoreError,
   type SyncReport,
@@ -71,6 +72,7 @@ export class ClusterStore implements BlobStore {
   readonly #spoolDir: string;
   readonly #ownsSpoolDir: boolean;
   readonly #writeAttempts: number;
+  readonly #replicaCount: number;
   readonly #log: (line: string) => void;
   readonly #inFlight = new Set<Promise<unknown>>();
   readonly #repairing = new Set<string>();
@@ -114,6 +116,7 @@ export class ClusterStore implements BlobStore {
     this.#spoolDir = spoolDir;
     this.#ownsSpoolDir = ownsSpoolDir;
     this.#writeAttempts = options.writeAttempts ?? 4;
+    this.#replicaCount = options.replicaCount;
   }
 
   static async open(options: ClusterStoreOptions): Promise<ClusterStore> {
@@ -220,6 +223,28 @@ export class ClusterStore implements BlobStore {
       );
       return clusterStatus(withLiveFigures(view, live), this.#leases.peek() ?? view.nextKey);
     });
+  }
+
+  /**
+   * Ready while it is open and the Directory answers with at least as many store nodes up as a
+   * volume has replicas: a gateway without them cannot place a write.
+   */
+  async readiness(): Promise<Readiness> {
+    if (this.#closing) return { ready: false, reason: 'the gateway is closing' };
+    try {
+      const view = await this.#views.fresh();
+      const up = view.nodes.filter((node) => node.up).length;
+      if (up < this.#replicaCount) {
+        return {
+          ready: false,
+          reason: `${up} store node(s) up, fewer than the ${this.#replicaCount} replicas a volume needs`,
+        };
+      }
+      return { ready: true };
+    } catch (err) {
+      if (err instanceof StoreError) return { ready: false, reason: err.message };
+      throw err;
+    }
   }
 
   close(): Promise<void> {

@@ -6,6 +6,7 @@ import {
   type FileRead,
   type Key,
   type PutInput,
+  type Readiness,
   type StoreCapabilities,
   StoreError,
   type StoreStatus,
@@ -103,6 +104,12 @@ export class MemoryStore implements BlobStore {
       garbageRatio: 0,
       nextKey: this.#nextKey,
     };
+  }
+
+  async readiness(): Promise<Readiness> {
+    if (this.#closed) return { ready: false, reason: 'the store is closed' };
+    if (this.#readOnly) return { ready: false, reason: 'the store is read-only' };
+    return { ready: true };
   }
 
   async close(): Promise<void> {

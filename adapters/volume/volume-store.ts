@@ -1,15 +1,17 @@
-import type {
-  BlobStore,
-  ByteRange,
-  CompactReport,
-  FileInfo,
-  FileRead,
-  Key,
-  PutInput,
-  StoreCapabilities,
-  StoreStatus,
-  SyncReport,
-  VolumeStatus,
+import {
+  type BlobStore,
+  type ByteRange,
+  type CompactReport,
+  type FileInfo,
+  type FileRead,
+  type Key,
+  type PutInput,
+  type Readiness,
+  type StoreCapabilities,
+  StoreError,
+  type StoreStatus,
+  type SyncReport,
+  type VolumeStatus,
 } from '../../storage/index.ts';
 import { AutoCompactor } from './auto-compact.ts';
 import { Durability } from './durability.ts';
@@ -169,6 +171,16 @@ export class VolumeStore implements BlobStore {
       .then(() => this.#track(() => compactVolumes(this.#state, id)));
     this.#compacting = next;
     return next;
+  }
+
+  async readiness(): Promise<Readiness> {
+    try {
+      assertWritable(this.#state);
+      return { ready: true };
+    } catch (err) {
+      if (err instanceof StoreError) return { ready: false, reason: err.message };
+      throw err;
+    }
   }
 
   setVolumeReadOnly(id: number): Promise<VolumeStatus> {

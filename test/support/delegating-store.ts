@@ -5,9 +5,11 @@ import type {
   FileRead,
   Key,
   PutInput,
+  Readiness,
   ReplicaWriter,
   StoreCapabilities,
   StoreStatus,
+  StoreTelemetry,
   SyncReport,
   VolumeAdmin,
 } from '../../storage/index.ts';
@@ -47,8 +49,14 @@ export class DelegatingStore<S extends BlobStore = BlobStore> implements BlobSto
   constructor(inner: S, overrides: StoreOverrides = {}) {
     this.inner = inner;
     this.#overrides = overrides;
-    const { volumes, replicas } = inner.capabilities;
-    const capabilities: { volumes?: VolumeAdmin; replicas?: ReplicaWriter } = {};
+    const { volumes, replicas, telemetry } = inner.capabilities;
+    const capabilities: {
+      volumes?: VolumeAdmin;
+      replicas?: ReplicaWriter;
+      telemetry?: StoreTelemetry;
+    } = {};
+    // Events and counters are the inner store's own: nothing to forward call by call.
+    if (telemetry) capabilities.telemetry = telemetry;
     if (volumes || overrides.volumes) {
       capabilities.volumes = {
         compact: (volume) =>
@@ -125,6 +133,12 @@ export class DelegatingStore<S extends BlobStore = BlobStore> implements BlobSto
     if (this.#overrides.status) return this.#overrides.status();
     this.#before('status');
     return this.inner.status();
+  }
+
+  async readiness(): Promise<Readiness> {
+    if (this.#overrides.readiness) return this.#overrides.readiness();
+    this.#before('readiness');
+    return this.inner.readiness();
   }
 
   async close(): Promise<void> {
