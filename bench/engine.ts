@@ -27,11 +27,8 @@ import { type FileHandle, mkdtemp, open, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ENTRY_OVERHEAD } from '../adapters/volume/needle-cache.ts';
-import {
-  type CacheStats,
-  openVolumeStore,
-  type VolumeStore,
-} from '../adapters/volume/volume-store.ts';
+import { openVolumeStore, type VolumeStore } from '../adapters/volume/volume-store.ts';
+import type { CacheStats } from '../storage/index.ts';
 import {
   fmt,
   loadLine,

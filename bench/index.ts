@@ -27,6 +27,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { crc32 } from 'node:zlib';
+import { TelemetryHub } from '../adapters/telemetry-hub.ts';
 import { LiveSet } from '../adapters/volume/accounting.ts';
 import { indexPath, volumePath } from '../adapters/volume/data-dir.ts';
 import { INDEX_ENTRY_SIZE, indexHeader, writeEntry } from '../adapters/volume/index-file.ts';
@@ -155,7 +156,7 @@ async function startupJob(job: StartupJob): Promise<StartupResult> {
   const started = performance.now();
   const file = await VolumeFile.open(volumePath(job.dir, 1), 1);
   const live = new LiveSet(new MapNeedleMap());
-  const { volume } = await loadVolume(job.dir, file, live);
+  const { volume } = await loadVolume(job.dir, file, live, new TelemetryHub());
   ms = performance.now() - started;
   const bytes = usedMemory() - before;
   if (live.map.size !== job.count) throw new Error(`loaded ${live.map.size} of ${job.count}`);

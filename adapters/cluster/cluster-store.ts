@@ -15,6 +15,7 @@ import {
   type SyncReport,
 } from '../../storage/index.ts';
 import { checkKey, isCookie, randomCookie } from '../file-info.ts';
+import { TelemetryHub } from '../telemetry-hub.ts';
 import { clusterStatus, withLiveFigures } from './cluster-status.ts';
 import { nodesById, ViewCache } from './cluster-view.ts';
 import type { Directory, VolumeId } from './directory/types.ts';
@@ -61,8 +62,14 @@ export interface ClusterStoreOptions {
  * volume under a new key, the failed key retired. Reads go to one replica and fail over.
  */
 export class ClusterStore implements BlobStore {
-  /** No operator calls of volumes and no replica writes: a cluster is reached through gateways. */
-  readonly capabilities: StoreCapabilities = {};
+  /**
+   * No operator calls of volumes and no replica writes: a cluster is reached through gateways.
+   * Telemetry: replicas that answered corrupt (flushes and caches are the nodes' own).
+   */
+  readonly capabilities: StoreCapabilities = {
+    telemetry: { observe: (observer) => this.#telemetry.observe(observer) },
+  };
+  readonly #telemetry = new TelemetryHub();
   readonly #directory: Directory;
   readonly #api: ReplicaApi;
   readonly #views: ViewCache;
@@ -110,6 +117,7 @@ export class ClusterStore implements BlobStore {
           `replica on node ${node} answered corrupt for key ${key} (logical volume ${volume}): repairing it`,
         );
         onCorrupt?.(node, volume, key);
+        this.#telemetry.corruptRead(volume);
         this.#repair(node, volume, key);
       },
     };

@@ -26,7 +26,7 @@ export class Durability {
   /** A write's flush: with fsync `never` the OS decides when. */
   async durable(volume: Volume): Promise<void> {
     if (this.#fsync === 'never') return;
-    await this.#flush(volume);
+    await this.#flush(volume, 1);
   }
 
   /** Flushes every volume and syncs its index (`sync`). */
@@ -36,7 +36,7 @@ export class Durability {
     this.assertHealthy();
     try {
       for (const volume of volumes.values()) {
-        await this.#flush(volume);
+        await this.#flush(volume, 0);
         await volume.index.sync();
       }
     } catch (err) {
@@ -57,15 +57,15 @@ export class Durability {
       return;
     }
     for (const volume of volumes.values())
-      await volume.flush().catch((err) => {
+      await volume.flush(0).catch((err) => {
         throw diskError(err);
       });
   }
 
   /** Every flush of volume data goes through here, a write's or a `sync`'s. */
-  async #flush(volume: Volume): Promise<void> {
+  async #flush(volume: Volume, writes: number): Promise<void> {
     try {
-      await volume.flush();
+      await volume.flush(writes);
     } catch (err) {
       this.#broken ??= new StoreError(
         'io_error',

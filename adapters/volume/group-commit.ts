@@ -1,3 +1,14 @@
+/** Told of every flush that made writes durable (the store's telemetry). */
+export interface FlushObserver {
+  readonly observed: boolean;
+  flushed(writes: number, seconds: number): void;
+}
+
+/** The callers sharing the next flush, and how many writes they stand for. */
+interface Batch extends Deferred {
+  writes: number;
+}
+
 /**
  * Group commit: many writers, few flushes. `sync()` resolves once a flush that started after the
  * call has finished, so everything the caller wrote before calling is on disk. Callers that arrive
@@ -6,15 +17,22 @@
  */
 export class GroupCommit {
   readonly #flush: () => Promise<void>;
+  readonly #observer: FlushObserver;
   #running = false;
-  #next: Deferred | null = null;
+  #next: Batch | null = null;
 
-  constructor(flush: () => Promise<void>) {
+  constructor(flush: () => Promise<void>, observer: FlushObserver) {
     this.#flush = flush;
+    this.#observer = observer;
   }
 
-  sync(): Promise<void> {
-    if (!this.#next) this.#next = deferred();
+  /**
+   * `writes`: how many writes the caller needs durable (1 for a write, 0 for a `sync` or a
+   * close), so that a flush can tell how many writes it served.
+   */
+  sync(writes: number): Promise<void> {
+    if (!this.#next) this.#next = { ...deferred(), writes: 0 };
+    this.#next.writes += writes;
     const { promise } = this.#next;
     if (!this.#running) void this.#run();
     return promise;
@@ -25,8 +43,12 @@ export class GroupCommit {
     while (this.#next) {
       const batch = this.#next;
       this.#next = null;
+      // Read once: an observer that arrives mid-flush waits for the next one.
+      const started = batch.writes > 0 && this.#observer.observed ? performance.now() : -1;
       try {
         await this.#flush();
+        if (started >= 0)
+          this.#observer.flushed(batch.writes, (performance.now() - started) / 1000);
         batch.resolve();
       } catch (err) {
         batch.reject(err);

@@ -1,3 +1,4 @@
+export type { CacheStats } from '../../storage/index.ts';
 export {
   type RebuildProblem,
   type RebuildProgress,
@@ -12,7 +13,6 @@ export {
   verifyDataDir,
 } from './verify.ts';
 export {
-  type CacheStats,
   type FsyncMode,
   openVolumeStore,
   VolumeStore,

@@ -1,5 +1,6 @@
 import type { LiveSet } from './accounting.ts';
 import { indexPath } from './data-dir.ts';
+import type { FlushObserver } from './group-commit.ts';
 import { encodeEntries, type IndexEntry, IndexWriter, scanIndex } from './index-file.ts';
 import { NeedleKind, TOMBSTONE_LENGTH } from './needle.ts';
 import { scanVolume } from './scan.ts';
@@ -33,6 +34,7 @@ export async function loadVolume(
   dir: string,
   file: VolumeFile,
   live: LiveSet,
+  flushes: FlushObserver,
 ): Promise<{ volume: Volume; report: LoadReport }> {
   const path = indexPath(dir, file.id);
   // Entries must be in volume order and inside the file. Applying them as they are checked is
@@ -92,5 +94,5 @@ export async function loadVolume(
 
   const index = await IndexWriter.open(path, file.nonce, report.indexed, report.indexRebuilt);
   if (found.length > 0) index.append(encodeEntries(found));
-  return { volume: new Volume(file, index, live.countsOf(file.id)), report };
+  return { volume: new Volume(file, index, live.countsOf(file.id), flushes), report };
 }

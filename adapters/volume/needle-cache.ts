@@ -1,4 +1,4 @@
-import type { FileInfo, FileRead, Key } from '../../storage/index.ts';
+import type { CacheStats, FileInfo, FileRead, Key } from '../../storage/index.ts';
 
 /**
  * Haystack's Cache, in the store: the bytes and info of small files recently written or read,
@@ -13,16 +13,6 @@ import type { FileInfo, FileRead, Key } from '../../storage/index.ts';
  * when room is needed, the hand clears the bit of each referenced entry it passes (a second
  * chance) and evicts the first entry not referenced since the hand last passed it.
  */
-
-/** Counters a metrics registry can read. */
-export interface CacheStats {
-  hits: number;
-  misses: number;
-  /** Bytes counted against `maxBytes`: every entry's data and its per-entry overhead. */
-  bytes: number;
-  entries: number;
-  maxBytes: number;
-}
 
 /**
  * Off until it measures faster over HTTP: see `--cache-size` in the README. 64 MiB is what its

@@ -1,5 +1,6 @@
 import { crc32 } from 'node:zlib';
-import type { ByteRange } from '../../storage/index.ts';
+import { type ByteRange, isStoreError } from '../../storage/index.ts';
+import type { TelemetryHub } from '../telemetry-hub.ts';
 import { FOOTER_SIZE } from './needle.ts';
 import type { NeedleLocation } from './needle-map.ts';
 import { corrupt } from './store-errors.ts';
@@ -10,8 +11,9 @@ const READ_PIECE = 1024 * 1024;
 
 /**
  * A large file's bytes, read piece by piece from its place in the volume. A whole-file read is
- * checksummed as it goes and errors at the end if the needle is damaged; a range cannot be
- * checked against the whole-needle checksum, so it relies on the verified header.
+ * checksummed as it goes and errors at the end if the needle is damaged (telling `telemetry`);
+ * a range cannot be checked against the whole-needle checksum, so it relies on the verified
+ * header.
  */
 export function streamData(
   file: VolumeFile,
@@ -19,6 +21,7 @@ export function streamData(
   head: Buffer,
   dataSize: number,
   range: ByteRange | undefined,
+  telemetry: TelemetryHub,
 ): ReadableStream<Uint8Array> {
   const dataStart = location.offset + head.byteLength;
   const start = range?.start ?? 0;
@@ -52,6 +55,8 @@ export function streamData(
         controller.enqueue(piece);
       } catch (err) {
         release();
+        // Damage found mid-stream: the answer has begun, but the read still failed as corrupt.
+        if (isStoreError(err, 'corrupt')) telemetry.corruptRead(location.volume);
         controller.error(err);
       }
     },

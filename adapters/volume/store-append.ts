@@ -121,7 +121,7 @@ async function startVolume(state: StoreState): Promise<void> {
   const file = await VolumeFile.create(volumePath(dir, id), id).catch((err: unknown) => {
     throw diskError(err);
   });
-  const { volume } = await loadVolume(dir, file, state.live);
+  const { volume } = await loadVolume(dir, file, state.live, state.telemetry);
   state.volumes.set(id, volume);
   state.writable = volume;
 }

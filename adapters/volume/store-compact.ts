@@ -22,7 +22,11 @@ export async function compactVolumes(state: StoreState, id?: number): Promise<Co
       ? [...state.volumes.values()].filter((v) => v.counts.garbageBytes > 0)
       : [volumeById(state, id)];
   const reports: CompactReport[] = [];
-  for (const volume of targets) reports.push(await compactVolume(state, volume));
+  for (const volume of targets) {
+    const report = await compactVolume(state, volume);
+    state.telemetry.compacted(report);
+    reports.push(report);
+  }
   return reports;
 }
 

@@ -2,6 +2,7 @@ import {
   type ByteRange,
   type FileInfo,
   type FileRead,
+  isStoreError,
   type Key,
   MAX_CONTENT_TYPE_LENGTH,
   StoreError,
@@ -31,8 +32,8 @@ const SYNC_READ_MAX = 256 * 1024;
 /** Needles that may hold a file the cache keeps: others are not looked up (nor counted misses). */
 const CACHEABLE_NEEDLE = needleLength(MAX_CONTENT_TYPE_LENGTH, CACHE_MAX_FILE);
 
-/** What the read path needs of the store: where keys are, the volumes, the cache. */
-export type ReadState = Pick<StoreState, 'live' | 'volumes' | 'cache'>;
+/** What the read path needs of the store: where keys are, the volumes, the cache, telemetry. */
+export type ReadState = Pick<StoreState, 'live' | 'volumes' | 'cache' | 'telemetry'>;
 
 /** A live file, whole or a range: small ones verified in one read, large ones streamed. */
 export async function readFile(
@@ -44,25 +45,32 @@ export async function readFile(
   const location = locate(state, key);
   const cached = cachedRead(state, key, location, cookie);
   if (cached !== undefined) return range ? partOf(cached, range) : cached;
-  const volume = volumeOf(state, location);
-  if (location.length <= WHOLE_READ) {
-    const sync = location.length <= SYNC_READ_MAX;
-    const bytes = sync
-      ? volume.file.readNow(location.offset, location.length)
-      : await volume.file.read(location.offset, location.length);
-    const needle = decodeNeedle(bytes);
-    if (typeof needle === 'string') throw corrupt(key, location, needle);
-    const header = checkHeader(key, location, needle, cookie);
-    const info = infoOf(header, needle.contentType, location);
-    // Verified: cached, unless the key was retired or moved while an async read was out.
-    const keep = state.cache.enabled && (sync || state.live.holds(key, volume.id, location.offset));
-    const whole = keep ? state.cache.fill(info, needle.data) : { info, body: needle.data };
-    return range ? partOf(whole, range) : whole;
+  try {
+    const volume = volumeOf(state, location);
+    if (location.length <= WHOLE_READ) {
+      const sync = location.length <= SYNC_READ_MAX;
+      const bytes = sync
+        ? volume.file.readNow(location.offset, location.length)
+        : await volume.file.read(location.offset, location.length);
+      const needle = decodeNeedle(bytes);
+      if (typeof needle === 'string') throw corrupt(key, location, needle);
+      const header = checkHeader(key, location, needle, cookie);
+      const info = infoOf(header, needle.contentType, location);
+      // Verified: cached, unless the key was retired or moved while an async read was out.
+      const keep =
+        state.cache.enabled && (sync || state.live.holds(key, volume.id, location.offset));
+      const whole = keep ? state.cache.fill(info, needle.data) : { info, body: needle.data };
+      return range ? partOf(whole, range) : whole;
+    }
+    const file = volume.file;
+    const { header, contentType, head } = readHead(state, key, location, cookie);
+    const info = infoOf(header, contentType, location);
+    const body = streamData(file, location, head, header.dataSize, range, state.telemetry);
+    return { info, body };
+  } catch (err) {
+    noteCorrupt(state, location, err);
+    throw err;
   }
-  const file = volume.file;
-  const { header, contentType, head } = readHead(state, key, location, cookie);
-  const info = infoOf(header, contentType, location);
-  return { info, body: streamData(file, location, head, header.dataSize, range) };
 }
 
 /** What `readFile` would answer, without the bytes. */
@@ -74,8 +82,18 @@ export async function headFile(
   const location = locate(state, key);
   const cached = cachedRead(state, key, location, cookie);
   if (cached !== undefined) return cached.info;
-  const { header, contentType } = readHead(state, key, location, cookie);
-  return infoOf(header, contentType, location);
+  try {
+    const { header, contentType } = readHead(state, key, location, cookie);
+    return infoOf(header, contentType, location);
+  } catch (err) {
+    noteCorrupt(state, location, err);
+    throw err;
+  }
+}
+
+/** A read answers `corrupt`: the store's observers are told (once per read). */
+function noteCorrupt(state: ReadState, location: NeedleLocation, err: unknown): void {
+  if (isStoreError(err, 'corrupt')) state.telemetry.corruptRead(location.volume);
 }
 
 /**

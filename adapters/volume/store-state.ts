@@ -1,4 +1,5 @@
 import type { CompactReport } from '../../storage/index.ts';
+import type { TelemetryHub } from '../telemetry-hub.ts';
 import type { LiveSet } from './accounting.ts';
 import type { Durability } from './durability.ts';
 import type { NeedleCache } from './needle-cache.ts';
@@ -20,6 +21,8 @@ export interface StoreState {
   readonly streaming: StreamingBudget;
   /** Small files recently written or read, verified: see needle-cache.ts. */
   readonly cache: NeedleCache;
+  /** Who is told of flushes, corrupt reads and compactions (`capabilities.telemetry`). */
+  readonly telemetry: TelemetryHub;
   /** The volume that takes appends: the newest. Older ones take no more appends. */
   writable: Volume;
   nextKey: number;

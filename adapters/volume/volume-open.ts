@@ -1,6 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { LiveSet } from './accounting.ts';
 import { listVolumes, unfinishedVolume, volumePath } from './data-dir.ts';
+import type { FlushObserver } from './group-commit.ts';
 import { type LoadReport, loadVolume } from './load.ts';
 import { type DirectoryLock, lockDirectory } from './lock.ts';
 import { PackedNeedleMap } from './packed-needle-map.ts';
@@ -24,7 +25,11 @@ export interface OpenedDir {
  * torn tail cut) and logs what it found. An empty directory gets volume 1. On failure everything
  * opened is closed and the lock released.
  */
-export async function openDataDir(dir: string, log: (line: string) => void): Promise<OpenedDir> {
+export async function openDataDir(
+  dir: string,
+  log: (line: string) => void,
+  flushes: FlushObserver,
+): Promise<OpenedDir> {
   const ids = await listVolumes(dir);
   const lock = await lockDirectory(dir);
   const unfinished = await unfinishedVolume(dir, ids).catch(async (err) => {
@@ -44,14 +49,14 @@ export async function openDataDir(dir: string, log: (line: string) => void): Pro
     for (const name of await removeLeftovers(dir)) log(`removed ${name}, left by a crash`);
     for (const id of ids) {
       const file = await VolumeFile.open(volumePath(dir, id), id);
-      const { volume, report } = await loadVolume(dir, file, live);
+      const { volume, report } = await loadVolume(dir, file, live, flushes);
       volumes.set(id, volume);
       volume.readOnly = await isMarkedReadOnly(dir, id);
       logLoad(log, id, report);
     }
     if (volumes.size === 0) {
       const file = await VolumeFile.create(volumePath(dir, 1), 1);
-      volumes.set(1, (await loadVolume(dir, file, live)).volume);
+      volumes.set(1, (await loadVolume(dir, file, live, flushes)).volume);
     }
   } catch (err) {
     await Promise.all([...volumes.values()].map((v) => closeVolume(v).catch(() => {})));

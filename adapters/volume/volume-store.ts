@@ -1,6 +1,7 @@
 import {
   type BlobStore,
   type ByteRange,
+  type CacheStats,
   type CompactReport,
   type FileInfo,
   type FileRead,
@@ -13,13 +14,14 @@ import {
   type SyncReport,
   type VolumeStatus,
 } from '../../storage/index.ts';
+import { TelemetryHub } from '../telemetry-hub.ts';
 import { AutoCompactor } from './auto-compact.ts';
 import { Durability } from './durability.ts';
 import { ingest } from './ingest.ts';
 import { KeyLock } from './key-lock.ts';
 import type { DirectoryLock } from './lock.ts';
 import { tombstone } from './needle.ts';
-import { type CacheStats, NeedleCache } from './needle-cache.ts';
+import { NeedleCache } from './needle-cache.ts';
 import { markReadOnly } from './read-only-marker.ts';
 import { listKeys, putReplica } from './replica-write.ts';
 import { append } from './store-append.ts';
@@ -32,7 +34,6 @@ import { sealedWithMostGarbage, storeStatus } from './store-status.ts';
 import { StreamingBudget } from './streaming-budget.ts';
 import { closeVolume, type OpenedDir, openDataDir } from './volume-open.ts';
 
-export type { CacheStats } from './needle-cache.ts';
 export { DEFAULT_VOLUME_SIZE, type FsyncMode, type VolumeStoreOptions } from './store-options.ts';
 
 /**
@@ -43,13 +44,20 @@ export { DEFAULT_VOLUME_SIZE, type FsyncMode, type VolumeStoreOptions } from './
  * one compaction at a time.
  */
 export class VolumeStore implements BlobStore {
-  /** Its operator calls are its own `compact` and `setVolumeReadOnly`; replica writes too. */
+  /**
+   * Its operator calls are its own `compact` and `setVolumeReadOnly`; replica writes too; and
+   * telemetry: flushes, corrupt reads, compactions, the cache's counters.
+   */
   readonly capabilities: StoreCapabilities = {
     volumes: this,
     replicas: {
       putReplica: (key, cookie, input) =>
         this.#track(() => putReplica(this.#state, this.#keys, key, cookie, input)),
       listKeys: (after, limit) => this.#track(async () => listKeys(this.#state, after, limit)),
+    },
+    telemetry: {
+      observe: (observer) => this.#state.telemetry.observe(observer),
+      cacheStats: () => this.cacheStats(),
     },
   };
   readonly #state: StoreState;
@@ -60,7 +68,7 @@ export class VolumeStore implements BlobStore {
   #compacting: Promise<unknown> = Promise.resolve();
   readonly #autoCompactor: AutoCompactor | undefined;
 
-  private constructor(settings: StoreSettings, opened: OpenedDir) {
+  private constructor(settings: StoreSettings, opened: OpenedDir, telemetry: TelemetryHub) {
     this.#lock = opened.lock;
     this.#state = {
       settings,
@@ -71,6 +79,7 @@ export class VolumeStore implements BlobStore {
       durability: new Durability(settings.fsync),
       streaming: new StreamingBudget(settings.maxStreamingBytes),
       cache: new NeedleCache(settings.cacheSize),
+      telemetry,
       rollingOver: undefined,
       reclaiming: undefined,
       appendsPaused: undefined,
@@ -93,7 +102,10 @@ export class VolumeStore implements BlobStore {
 
   static async open(options: VolumeStoreOptions): Promise<VolumeStore> {
     const settings = storeSettings(options);
-    const store = new VolumeStore(settings, await openDataDir(settings.dir, settings.log));
+    // Made first: the volumes opened tell it of their flushes.
+    const telemetry = new TelemetryHub();
+    const opened = await openDataDir(settings.dir, settings.log, telemetry);
+    const store = new VolumeStore(settings, opened, telemetry);
     // Garbage found at start-up (holes of failed uploads included) counts like new garbage.
     store.#autoCompactor?.poke();
     return store;

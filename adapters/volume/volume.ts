@@ -1,6 +1,6 @@
 import { StoreError } from '../../storage/index.ts';
 import type { VolumeCounts } from './accounting.ts';
-import { type Deferred, deferred, GroupCommit } from './group-commit.ts';
+import { type Deferred, deferred, type FlushObserver, GroupCommit } from './group-commit.ts';
 import {
   encodeEntries,
   type IndexEntry,
@@ -46,6 +46,7 @@ export class Volume {
   readOnly = false;
   #tail: number;
   #commit: GroupCommit;
+  readonly #flushes: FlushObserver;
   /** Waiting for every slot to be completed or abandoned. */
   #settledWaiters: Array<() => void> = [];
   readonly #slots: Slot[] = [];
@@ -53,12 +54,13 @@ export class Volume {
   readonly #runs: Run[] = [];
   #writeScheduled = false;
 
-  constructor(file: VolumeFile, index: IndexWriter, counts: VolumeCounts) {
+  constructor(file: VolumeFile, index: IndexWriter, counts: VolumeCounts, flushes: FlushObserver) {
     this.file = file;
     this.index = index;
     this.counts = counts;
     this.#tail = file.size;
-    this.#commit = new GroupCommit(() => file.datasync());
+    this.#flushes = flushes;
+    this.#commit = new GroupCommit(() => file.datasync(), flushes);
   }
 
   /** Resolves once every write to this volume in progress has finished (or failed). */
@@ -76,7 +78,7 @@ export class Volume {
     this.file = file;
     this.index = index;
     this.#tail = file.size;
-    this.#commit = new GroupCommit(() => file.datasync());
+    this.#commit = new GroupCommit(() => file.datasync(), this.#flushes);
     return old;
   }
 
@@ -135,9 +137,12 @@ export class Volume {
     }
   }
 
-  /** Resolves once everything written to the volume before the call is on disk. */
-  flush(): Promise<void> {
-    return this.#commit.sync();
+  /**
+   * Resolves once everything written to the volume before the call is on disk. `writes`: how
+   * many writes the caller makes durable this way (see GroupCommit.sync).
+   */
+  flush(writes: number): Promise<void> {
+    return this.#commit.sync(writes);
   }
 
   /** The slot's write is durable: queue its index entries behind those of earlier slots. */
