@@ -110,6 +110,8 @@ describe('GET /ui', () => {
     }
     expect((await app.request('/file/1', { method: 'DELETE' })).status).toBe(200);
     const status = await store.status();
+    // Memory has no volumes to fill: no bound to fill them against.
+    expect(status).not.toHaveProperty('volumeSize');
     const page = await (await app.request('/ui')).text();
     const totals = section(page, '<table id="totals">', 'table');
     for (const name of ['liveNeedles', 'deletedNeedles', 'nextKey'] as const) {
@@ -129,11 +131,31 @@ describe('GET /ui', () => {
     const store = new DelegatingStore(createMemoryStore(), {
       status: () => Promise.reject(new StoreError('unavailable', 'the Directory is away')),
     });
-    const res = await createApp({ store, maxBody: MAX_BODY }).request('/ui');
+    const reported: unknown[] = [];
+    const app = createApp({
+      store,
+      maxBody: MAX_BODY,
+      onUnexpectedError: (err) => reported.push(err),
+    });
+    const res = await app.request('/ui');
     expect(res.status).toBe(503);
     expect(await res.json()).toEqual({
       error: { code: 'unavailable', message: 'the Directory is away' },
     });
+    // A 5xx is news for the operator too, as on every route.
+    expect(reported).toHaveLength(1);
+
+    // Something that is not a StoreError is a bug: a generic 500, its text kept from the client.
+    const broken = new DelegatingStore(createMemoryStore(), {
+      status: () => Promise.reject(new Error('secret detail')),
+    });
+    const bug = await createApp({
+      store: broken,
+      maxBody: MAX_BODY,
+      onUnexpectedError: () => {},
+    }).request('/ui');
+    expect(bug.status).toBe(500);
+    expect(await bug.text()).not.toContain('secret detail');
   });
 
   it('counts uptime from createApp on the clock it is given', async () => {
