@@ -121,8 +121,7 @@ ${isClusterStatus(status) ? clusterTables(status) : ''}
 </body>
 </html>
 `;
-  // `h` answers a promise only when given one; nothing here is.
-  return String(page as HtmlEscapedString);
+  return String(page);
 }
 
 const STYLE = `
@@ -185,9 +184,18 @@ ${line('bytes sent', 'sentBytes', true)}
 function volumesTable(status: StoreStatus): HtmlEscapedString {
   const { volumeSize } = status;
   const rows = status.volumes.map(
-    (volume) => h`<tr data-volume="${volume.id}">
-${countCell('id', volume.id)}${bytesCell('bytes', volume.bytes)}${fillCell(volume, volumeSize)}${countCell('liveNeedles', volume.liveNeedles)}${countCell('deletedNeedles', volume.deletedNeedles)}${bytesCell('liveBytes', volume.liveBytes)}${bytesCell('garbageBytes', volume.garbageBytes)}${ratioCell('garbageRatio', volume.garbageRatio)}<td class="text state-${volumeState(volume)}" data-figure="state" data-value="${volumeState(volume)}">${volumeState(volume)}</td>
-</tr>`,
+    (volume) =>
+      h`<tr data-volume="${volume.id}">${[
+        countCell('id', volume.id),
+        bytesCell('bytes', volume.bytes),
+        fillCell(volume, volumeSize),
+        countCell('liveNeedles', volume.liveNeedles),
+        countCell('deletedNeedles', volume.deletedNeedles),
+        bytesCell('liveBytes', volume.liveBytes),
+        bytesCell('garbageBytes', volume.garbageBytes),
+        ratioCell('garbageRatio', volume.garbageRatio),
+        stateCell(volumeState(volume)),
+      ]}</tr>`,
   );
   return h`<h2>Volumes</h2>
 <table id="volumes">
@@ -197,7 +205,7 @@ ${rows.length === 0 ? h`<tr><td class="text" colspan="9">no volumes</td></tr>` :
 }
 
 /** Writable, sealed (no more appends) or read-only (marked by an operator, so also sealed). */
-export function volumeState(volume: VolumeStatus): 'writable' | 'sealed' | 'read-only' {
+function volumeState(volume: VolumeStatus): 'writable' | 'sealed' | 'read-only' {
   if (volume.readOnly) return 'read-only';
   return volume.sealed ? 'sealed' : 'writable';
 }
@@ -211,14 +219,26 @@ function fillCell(volume: VolumeStatus, volumeSize: number | undefined): HtmlEsc
 
 function clusterTables(status: ClusterStatus): HtmlEscapedString {
   const nodes = status.nodes.map(
-    (node) => h`<tr data-node="${node.id}">
-<td class="text" data-figure="id">${node.id}</td><td class="text" data-figure="url">${node.url}</td><td class="text state-${node.state}" data-figure="state" data-value="${node.state}">${node.state}</td><td class="text" data-figure="lastHeartbeat">${node.lastHeartbeat}</td>${bytesCell('bytesFree', node.bytesFree)}
-</tr>`,
+    (node) =>
+      h`<tr data-node="${node.id}">${[
+        textCell('id', node.id),
+        textCell('url', node.url),
+        stateCell(node.state),
+        textCell('lastHeartbeat', node.lastHeartbeat),
+        bytesCell('bytesFree', node.bytesFree),
+      ]}</tr>`,
   );
   const logical = status.logicalVolumes.map(
-    (volume) => h`<tr data-logical-volume="${volume.id}">
-${countCell('id', volume.id)}<td class="text state-${volume.state}" data-figure="state" data-value="${volume.state}">${volume.state}</td><td class="text" data-figure="replicas">${volume.replicas.map((replica) => `${replica.node} (${replica.state})`).join(', ')}</td><td class="text" data-figure="reason">${volume.reason ?? ''}</td>
-</tr>`,
+    (volume) =>
+      h`<tr data-logical-volume="${volume.id}">${[
+        countCell('id', volume.id),
+        stateCell(volume.state),
+        textCell(
+          'replicas',
+          volume.replicas.map((replica) => `${replica.node} (${replica.state})`).join(', '),
+        ),
+        textCell('reason', volume.reason ?? ''),
+      ]}</tr>`,
   );
   return h`<h2>Nodes</h2>
 <table id="nodes">
@@ -259,6 +279,15 @@ function bytesCell(name: string, value: number): HtmlEscapedString {
 
 function ratioCell(name: string, value: number): HtmlEscapedString {
   return figureCell(name, value, percent(value));
+}
+
+function textCell(name: string, text: string): HtmlEscapedString {
+  return h`<td class="text" data-figure="${name}">${text}</td>`;
+}
+
+/** A state is a word from a fixed set, so it can name a class for its colour. */
+function stateCell(state: string): HtmlEscapedString {
+  return h`<td class="text state-${state}" data-figure="state" data-value="${state}">${state}</td>`;
 }
 
 function unknownCell(name: string): HtmlEscapedString {
