@@ -6,6 +6,7 @@ import { byMethod } from './by-method.ts';
 import type { AppEnv, AppSettings } from './env.ts';
 import { createErrorHandler, logUnexpected, methodNotAllowed, noRoute } from './errors.ts';
 import { fileRoutes } from './file-routes.ts';
+import { statusPage } from './status-page.ts';
 import { storeRoutes } from './store-routes.ts';
 import { DEFAULT_DISCARD_BOUNDS, type DiscardBounds } from './upload.ts';
 
@@ -42,6 +43,8 @@ export interface CreateAppOptions {
    * 5 s, whichever comes first), so the client reads its answer; then the body is cancelled.
    */
   discardBounds?: DiscardBounds | undefined;
+  /** The clock of the status page's uptime, counted from this call (ms, as Date.now, the default). */
+  now?: (() => number) | undefined;
 }
 
 /**
@@ -93,6 +96,14 @@ export function createApp(options: CreateAppOptions): Hono<AppEnv> {
     byMethod([
       ['GET', storeStatus],
       ['HEAD', storeStatus],
+    ]),
+  );
+  const ui = statusPage({ store, now: options.now });
+  app.all(
+    '/ui',
+    byMethod([
+      ['GET', ui],
+      ['HEAD', ui],
     ]),
   );
 

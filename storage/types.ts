@@ -108,6 +108,12 @@ export interface StoreStatus {
   garbageRatio: number;
   /** The key the next stored file will get. */
   nextKey: Key;
+  /**
+   * Bytes at which a volume takes no more appends and the next one is started (`--volume-size`),
+   * for a store that has such a bound. A volume can be larger: one file bigger than the bound
+   * gets a volume of its own.
+   */
+  volumeSize?: number;
 }
 
 export interface CompactReport {

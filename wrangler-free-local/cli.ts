@@ -14,7 +14,7 @@ switch (commandLine.action) {
     break;
   }
   case 'version': {
-    const { packageVersion } = await import('./version.ts');
+    const { packageVersion } = await import('../handlers/package-version.ts');
     process.stdout.write(`haystack ${await packageVersion()}\n`);
     break;
   }

@@ -3,7 +3,7 @@ import { garbageRatio, ratio } from './accounting.ts';
 import type { StoreState } from './store-state.ts';
 import type { Volume } from './volume.ts';
 
-/** Per volume and in total: bytes, live and deleted needles, garbage; the next key. */
+/** Per volume and in total: bytes, live and deleted needles, garbage; the next key; the bound. */
 export function storeStatus(state: StoreState): StoreStatus {
   const volumes = [...state.volumes.values()].map((volume) => {
     const { liveNeedles, liveBytes, deletedNeedles, garbageBytes } = volume.counts;
@@ -33,6 +33,7 @@ export function storeStatus(state: StoreState): StoreStatus {
     garbageBytes,
     garbageRatio: ratio(garbageBytes, bytes),
     nextKey: state.nextKey,
+    volumeSize: state.settings.volumeSize,
   };
 }
 
