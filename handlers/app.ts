@@ -6,6 +6,7 @@ import { byMethod } from './by-method.ts';
 import type { AppEnv, AppSettings } from './env.ts';
 import { createErrorHandler, logUnexpected, methodNotAllowed, noRoute } from './errors.ts';
 import { fileRoutes } from './file-routes.ts';
+import { openApiRoute } from './openapi.ts';
 import { storeRoutes } from './store-routes.ts';
 import { DEFAULT_DISCARD_BOUNDS, type DiscardBounds } from './upload.ts';
 
@@ -93,6 +94,15 @@ export function createApp(options: CreateAppOptions): Hono<AppEnv> {
     byMethod([
       ['GET', storeStatus],
       ['HEAD', storeStatus],
+    ]),
+  );
+
+  const openApi = openApiRoute({ admin: adminToken !== undefined });
+  app.all(
+    '/openapi.json',
+    byMethod([
+      ['GET', openApi],
+      ['HEAD', openApi],
     ]),
   );
 
