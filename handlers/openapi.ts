@@ -141,7 +141,8 @@ const fileHeaders: Json = {
   'Content-Disposition': header('attachment, for types a browser would render as a page', false),
 };
 
-const binary = { 'application/octet-stream': {} };
+/** A file's bytes, under the type stored with it (application/octet-stream when none was sent). */
+const binary = { 'application/octet-stream': {}, '*/*': {} };
 
 /** What an upload sends: POST /file and PUT /file/{id}. */
 function uploadRequest(): { parameters: Json[]; requestBody: Json } {
@@ -323,6 +324,10 @@ function operations(
                 Location: header('where the new file is'),
               }),
               ...uploadFailures,
+              400: errorAnswer(
+                400,
+                '`bad_key`: the id is not a key or a file id; `bad_request`: as for POST',
+              ),
               404: idFailures[404],
               ...storeFailures,
             },
