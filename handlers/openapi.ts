@@ -214,31 +214,43 @@ const notModified: Json = {
   headers: { ETag: header('strong entity tag of the file'), 'Cache-Control': header('as a 200') },
 };
 
-/** An operation and the HEAD that answers as it does, without bodies. */
+/**
+ * A GET and the HEAD that answers as it does, without bodies; `omit` names what HEAD has not
+ * (Range is defined for GET only, so neither are its answers).
+ */
 function withHead(
   get: Json,
   headId: string,
-  omit: readonly string[] = [],
+  omit: { statuses?: string[]; parameters?: string[] } = {},
 ): { get: Json; head: Json } {
   const responses: Record<string, Json> = {};
   for (const [status, answer] of Object.entries(get.responses as Record<string, Json>)) {
-    if (omit.includes(status)) continue;
+    if (omit.statuses?.includes(status)) continue;
     const { content: _, ...rest } = answer;
     responses[status] = rest;
   }
-  const { parameters } = get;
-  return {
-    get,
-    head: {
-      ...get,
-      operationId: headId,
-      summary: `${get.summary}, without the body`,
-      ...(Array.isArray(parameters)
-        ? { parameters: parameters.filter((p) => !omit.includes((p as Json).name as string)) }
-        : {}),
-      responses,
-    },
+  const head: Json = {
+    ...get,
+    operationId: headId,
+    summary: `${get.summary}, without the body`,
+    responses,
   };
+  if (Array.isArray(get.parameters)) {
+    head.parameters = get.parameters.filter(
+      (parameter: Json) => !omit.parameters?.includes(parameter.name as string),
+    );
+  }
+  return { get, head };
+}
+
+interface PathEntry {
+  /** For the names of its 405 operations: `patchFileNotAllowed`. */
+  name: string;
+  /** Behind the admin token. */
+  admin?: true;
+  /** Its path parameters. */
+  parameters?: Json[];
+  ops: Partial<Record<Method, Json>>;
 }
 
 const textAnswer = (description: string, type: string): Json => ({
@@ -247,192 +259,190 @@ const textAnswer = (description: string, type: string): Json => ({
 });
 
 /** The document's paths: each path's own operations, by method. */
-function operations(
-  admin: boolean,
-): Record<string, { name: string; ops: Partial<Record<Method, Json>>; admin?: true }> {
+function operations(admin: boolean): Record<string, PathEntry> {
   const upload = uploadRequest();
-  const paths: Record<string, { name: string; ops: Partial<Record<Method, Json>>; admin?: true }> =
-    {
-      '/file': {
-        name: 'file',
-        ops: {
-          post: {
-            operationId: 'createFile',
-            summary: 'Store a file under a new key',
-            ...upload,
-            responses: {
-              201: jsonAnswer('stored and durable', 'StoredFile', {
-                Location: header('/file/{key}, or /file/{key},{cookie} where cookies are required'),
-              }),
-              ...uploadFailures,
-              ...storeFailures,
-            },
+  const paths: Record<string, PathEntry> = {
+    '/file': {
+      name: 'file',
+      ops: {
+        post: {
+          operationId: 'createFile',
+          summary: 'Store a file under a new key',
+          ...upload,
+          responses: {
+            201: jsonAnswer('stored and durable', 'StoredFile', {
+              Location: header('/file/{key}, or /file/{key},{cookie} where cookies are required'),
+            }),
+            ...uploadFailures,
+            ...storeFailures,
           },
         },
       },
-      '/file/{id}': {
-        name: 'fileById',
-        ops: {
-          ...withHead(
-            {
-              operationId: 'readFile',
-              summary: 'Read a file, or one byte range of it',
-              parameters: [
-                ifNoneMatch,
-                {
-                  name: 'Range',
-                  in: 'header',
-                  description:
-                    'one range of bytes (bytes=a-b, a-, -n); several ranges or a malformed one get the whole file',
-                  schema: { type: 'string' },
-                },
-                {
-                  name: 'If-Range',
-                  in: 'header',
-                  description: 'Range applies only while the file has this ETag',
-                  schema: { type: 'string' },
-                },
-              ],
-              responses: {
-                200: { description: 'the whole file', headers: fileHeaders, content: binary },
-                206: {
-                  description: 'the range asked for',
-                  headers: {
-                    ...fileHeaders,
-                    'Content-Range': header('bytes {first}-{last}/{size}'),
-                  },
-                  content: binary,
-                },
-                304: notModified,
-                ...idFailures,
-                416: errorAnswer(
-                  416,
-                  "`range_not_satisfiable`: the range starts past the file's end",
-                ),
-                ...storeFailures,
+    },
+    '/file/{id}': {
+      name: 'fileById',
+      parameters: [fileIdParameter()],
+      ops: {
+        ...withHead(
+          {
+            operationId: 'readFile',
+            summary: 'Read a file, or one byte range of it',
+            parameters: [
+              ifNoneMatch,
+              {
+                name: 'Range',
+                in: 'header',
+                description:
+                  'one range of bytes (bytes=a-b, a-, -n); several ranges or a malformed one get the whole file',
+                schema: { type: 'string' },
               },
-            },
-            'headFile',
-            ['206', '416', 'Range', 'If-Range'],
-          ),
-          put: {
-            operationId: 'replaceFile',
-            summary: 'Store new content under a new key; the old key is gone for good',
-            ...upload,
+              {
+                name: 'If-Range',
+                in: 'header',
+                description: 'Range applies only while the file has this ETag',
+                schema: { type: 'string' },
+              },
+            ],
             responses: {
-              200: jsonAnswer('stored under its new key', 'StoredFile', {
-                Location: header('where the new file is'),
-              }),
-              ...uploadFailures,
-              400: errorAnswer(
-                400,
-                '`bad_key`: the id is not a key or a file id; `bad_request`: as for POST',
-              ),
-              404: idFailures[404],
-              ...storeFailures,
-            },
-          },
-          delete: {
-            operationId: 'deleteFile',
-            summary: 'Retire a key for good',
-            responses: {
-              200: jsonAnswer('deleted, durably', 'DeletedFile'),
+              200: { description: 'the whole file', headers: fileHeaders, content: binary },
+              206: {
+                description: 'the range asked for',
+                headers: {
+                  ...fileHeaders,
+                  'Content-Range': header('bytes {first}-{last}/{size}'),
+                },
+                content: binary,
+              },
+              304: notModified,
               ...idFailures,
-              403: uploadFailures[403],
-              507: uploadFailures[507],
+              416: errorAnswer(
+                416,
+                "`range_not_satisfiable`: the range starts past the file's end",
+              ),
               ...storeFailures,
             },
           },
+          'headFile',
+          { statuses: ['206', '416'], parameters: ['Range', 'If-Range'] },
+        ),
+        put: {
+          operationId: 'replaceFile',
+          summary: 'Store new content under a new key; the old key is gone for good',
+          ...upload,
+          responses: {
+            200: jsonAnswer('stored under its new key', 'StoredFile', {
+              Location: header('where the new file is'),
+            }),
+            ...uploadFailures,
+            400: errorAnswer(
+              400,
+              '`bad_key`: the id is not a key or a file id; `bad_request`: as for POST',
+            ),
+            404: idFailures[404],
+            ...storeFailures,
+          },
+        },
+        delete: {
+          operationId: 'deleteFile',
+          summary: 'Retire a key for good',
+          responses: {
+            200: jsonAnswer('deleted, durably', 'DeletedFile'),
+            ...idFailures,
+            403: uploadFailures[403],
+            507: uploadFailures[507],
+            ...storeFailures,
+          },
         },
       },
-      '/sync': {
-        name: 'sync',
-        ops: {
-          delete: {
-            operationId: 'syncStore',
-            summary: 'Flush every volume and index to disk',
-            responses: { 200: jsonAnswer('on disk', 'SyncReport'), ...storeFailures },
-          },
+    },
+    '/sync': {
+      name: 'sync',
+      ops: {
+        delete: {
+          operationId: 'syncStore',
+          summary: 'Flush every volume and index to disk',
+          responses: { 200: jsonAnswer('on disk', 'SyncReport'), ...storeFailures },
         },
       },
-      '/status': {
-        name: 'status',
-        ops: withHead(
-          {
-            operationId: 'readStatus',
-            summary: "The store's volumes and totals",
-            responses: { 200: jsonAnswer('the figures', 'StoreStatus'), ...storeFailures },
+    },
+    '/status': {
+      name: 'status',
+      ops: withHead(
+        {
+          operationId: 'readStatus',
+          summary: "The store's volumes and totals",
+          responses: { 200: jsonAnswer('the figures', 'StoreStatus'), ...storeFailures },
+        },
+        'headStatus',
+      ),
+    },
+    '/metrics': {
+      name: 'metrics',
+      ops: withHead(
+        {
+          operationId: 'readMetrics',
+          summary: 'Prometheus metrics',
+          responses: { 200: textAnswer('text exposition format 0.0.4', 'text/plain') },
+        },
+        'headMetrics',
+      ),
+    },
+    '/healthz': {
+      name: 'healthz',
+      ops: withHead(
+        {
+          operationId: 'readHealth',
+          summary: 'Liveness: answers while the process serves',
+          responses: { 200: jsonAnswer('serving', 'Health') },
+        },
+        'headHealth',
+      ),
+    },
+    '/readyz': {
+      name: 'readyz',
+      ops: withHead(
+        {
+          operationId: 'readReadiness',
+          summary: 'Readiness: whether the store is open and takes writes',
+          responses: {
+            200: jsonAnswer('ready', 'Readiness'),
+            503: errorAnswer(
+              503,
+              '`unavailable`: read-only, closing, or refusing writes; the message says why',
+            ),
           },
-          'headStatus',
-        ),
-      },
-      '/metrics': {
-        name: 'metrics',
-        ops: withHead(
-          {
-            operationId: 'readMetrics',
-            summary: 'Prometheus metrics',
-            responses: { 200: textAnswer('text exposition format 0.0.4', 'text/plain') },
-          },
-          'headMetrics',
-        ),
-      },
-      '/healthz': {
-        name: 'healthz',
-        ops: withHead(
-          {
-            operationId: 'readHealth',
-            summary: 'Liveness: answers while the process serves',
-            responses: { 200: jsonAnswer('serving', 'Health') },
-          },
-          'headHealth',
-        ),
-      },
-      '/readyz': {
-        name: 'readyz',
-        ops: withHead(
-          {
-            operationId: 'readReadiness',
-            summary: 'Readiness: whether the store is open and takes writes',
-            responses: {
-              200: jsonAnswer('ready', 'Readiness'),
-              503: errorAnswer(
-                503,
-                '`unavailable`: read-only, closing, or refusing writes; the message says why',
-              ),
+        },
+        'headReadiness',
+      ),
+    },
+    '/openapi.json': {
+      name: 'openApi',
+      ops: withHead(
+        {
+          operationId: 'readOpenApi',
+          summary: 'This document',
+          responses: {
+            200: {
+              description: 'OpenAPI 3.1',
+              content: { 'application/json': { schema: { type: 'object' } } },
             },
           },
-          'headReadiness',
-        ),
-      },
-      '/openapi.json': {
-        name: 'openApi',
-        ops: withHead(
-          {
-            operationId: 'readOpenApi',
-            summary: 'This document',
-            responses: {
-              200: {
-                description: 'OpenAPI 3.1',
-                content: { 'application/json': { schema: { type: 'object' } } },
-              },
-            },
-          },
-          'headOpenApi',
-        ),
-      },
-      '/ui': {
-        name: 'ui',
-        ops: withHead(
-          {
-            operationId: 'readUi',
-            summary: 'The status page',
-            responses: { 200: textAnswer('HTML, no external assets', 'text/html') },
-          },
-          'headUi',
-        ),
-      },
-    };
+        },
+        'headOpenApi',
+      ),
+    },
+    '/ui': {
+      name: 'ui',
+      ops: withHead(
+        {
+          operationId: 'readUi',
+          summary: 'The status page',
+          responses: { 200: textAnswer('HTML, no external assets', 'text/html') },
+        },
+        'headUi',
+      ),
+    },
+  };
   if (!admin) return paths;
 
   const unauthorized = {
@@ -468,6 +478,7 @@ function operations(
   paths['/admin/volumes/{id}/readonly'] = {
     name: 'adminReadOnly',
     admin: true,
+    parameters: [{ name: 'id', in: 'path', required: true, schema: requestSchema(volumeIdText) }],
     ops: {
       post: {
         operationId: 'markVolumeReadOnly',
@@ -488,33 +499,24 @@ function operations(
 }
 
 /** The path item: its operations, and a 405 operation for each method it does not take. */
-function pathItem(
-  path: string,
-  name: string,
-  ops: Partial<Record<Method, Json>>,
-  admin: boolean,
-): Json {
-  const allowed = METHODS.filter((method) => ops[method] !== undefined);
-  const allow = allowed.map((method) => method.toUpperCase()).join(', ');
-  const item: Json = {};
-  if (path === '/file/{id}') item.parameters = [fileIdParameter()];
-  if (path === '/admin/volumes/{id}/readonly') {
-    item.parameters = [
-      { name: 'id', in: 'path', required: true, schema: requestSchema(volumeIdText) },
-    ];
-  }
+function pathItem({ name, admin, parameters, ops }: PathEntry): Json {
+  const allow = METHODS.filter((method) => ops[method] !== undefined)
+    .map((method) => method.toUpperCase())
+    .join(', ');
+  const security = admin ? { security: [{ adminToken: [] }] } : {};
+  const item: Json = parameters === undefined ? {} : { parameters };
   for (const method of METHODS) {
-    const op = ops[method];
-    item[method] = op ?? {
-      operationId: `${method}${name[0]?.toUpperCase()}${name.slice(1)}NotAllowed`,
-      summary: `${method.toUpperCase()} is not taken here (only ${allow})`,
-      ...(admin ? { security: [{ adminToken: [] }] } : {}),
-      responses: {
-        ...(admin ? { 401: errorAnswer(401, '`unauthorized`: checked before the method') } : {}),
-        405: errorAnswer(405, `\`method_not_allowed\`; Allow: ${allow}`),
-      },
+    item[method] = {
+      ...security,
+      ...(ops[method] ?? {
+        operationId: `${method}${name[0]?.toUpperCase()}${name.slice(1)}NotAllowed`,
+        summary: `${method.toUpperCase()} is not taken here (only ${allow})`,
+        responses: {
+          ...(admin ? { 401: errorAnswer(401, '`unauthorized`: asked before the method') } : {}),
+          405: errorAnswer(405, `\`method_not_allowed\`; Allow: ${allow}`),
+        },
+      }),
     };
-    if (op !== undefined && admin) item[method] = { security: [{ adminToken: [] }], ...op };
   }
   return item;
 }
@@ -531,9 +533,7 @@ export function openApiDocument({ version, admin }: OpenApiOptions): Json {
     schemas[name] = json;
   }
   const paths: Json = {};
-  for (const [path, entry] of Object.entries(operations(admin))) {
-    paths[path] = pathItem(path, entry.name, entry.ops, entry.admin === true);
-  }
+  for (const [path, entry] of Object.entries(operations(admin))) paths[path] = pathItem(entry);
   return {
     openapi: '3.1.0',
     info: {
