@@ -17,7 +17,7 @@ import {
 } from '../../storage/index.ts';
 import { DelegatingStore, type StoreMethod } from '../support/delegating-store.ts';
 import { useVolumeStores } from '../support/volume-stores.ts';
-import { MAX_BODY } from './helpers.ts';
+import { listen, MAX_BODY } from './helpers.ts';
 
 /**
  * `/openapi.json` against the app: the document is valid OpenAPI 3.1, and every operation in it
@@ -504,9 +504,19 @@ describe('every documented answer, from a real request', () => {
     );
   }
 
-  it('serves the same document it documents itself with', async () => {
-    const res = await tools.memoryApp().request('/openapi.json');
-    expect(await res.json()).toEqual(document);
+  it('serves the same document over a real server, and HEAD without it', async () => {
+    const server = await listen(tools.memoryApp().fetch);
+    try {
+      const res = await fetch(`${server.base}/openapi.json`);
+      expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+      expect(await res.json()).toEqual(document);
+      const head = await fetch(`${server.base}/openapi.json`, { method: 'HEAD' });
+      expect(head.status).toBe(200);
+      expect(head.headers.get('content-type')).toMatch(/^application\/json/);
+      expect(await head.text()).toBe('');
+    } finally {
+      await server.close();
+    }
   });
 });
 
