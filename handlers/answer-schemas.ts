@@ -104,7 +104,7 @@ export const storeStatusSchema = v.looseObject({
   garbageBytes: count('bytes compaction would reclaim'),
   garbageRatio: ratio('garbageBytes / bytes'),
   nextKey: keyNumber,
-  volumeSize: v.optional(count('bytes at which a volume is sealed')),
+  volumeSize: v.exactOptional(count('bytes at which a volume is sealed')),
 });
 
 /** DELETE /sync. */
