@@ -558,18 +558,22 @@ export function openApiDocument({ version, admin }: OpenApiOptions): Json {
 
 /**
  * GET and HEAD /openapi.json. The document is built on the first request (most apps are never
- * asked) and kept as text; a failure to build it (package.json unreadable) is answered as any
- * bug is, and the next request tries again.
+ * asked) and kept as text with its length, so HEAD tells it too; a failure to build it
+ * (package.json unreadable) is answered as any bug is, and the next request tries again.
  */
 export function openApiRoute({ admin }: Omit<OpenApiOptions, 'version'>): Handler<AppEnv> {
-  let text: Promise<string> | undefined;
-  const build = async () =>
-    JSON.stringify(openApiDocument({ version: await packageVersion(), admin }));
+  let built: Promise<{ text: string; headers: Record<string, string> }> | undefined;
+  const build = async () => {
+    const text = JSON.stringify(openApiDocument({ version: await packageVersion(), admin }));
+    const length = String(new TextEncoder().encode(text).byteLength);
+    return { text, headers: { 'Content-Type': 'application/json', 'Content-Length': length } };
+  };
   return errorsAsErrors<AppEnv>(async () => {
-    text ??= build().catch((err: unknown) => {
-      text = undefined;
+    built ??= build().catch((err: unknown) => {
+      built = undefined;
       throw err;
     });
-    return new Response(await text, { headers: { 'Content-Type': 'application/json' } });
+    const { text, headers } = await built;
+    return new Response(text, { headers });
   });
 }

@@ -512,9 +512,12 @@ describe('every documented answer, from a real request', () => {
       const res = await fetch(`${server.base}/openapi.json`);
       expect(res.headers.get('content-type')).toMatch(/^application\/json/);
       expect(await res.json()).toEqual(document);
+      const length = res.headers.get('content-length');
+      expect(Number(length)).toBe(Buffer.byteLength(JSON.stringify(document)));
       const head = await fetch(`${server.base}/openapi.json`, { method: 'HEAD' });
       expect(head.status).toBe(200);
       expect(head.headers.get('content-type')).toMatch(/^application\/json/);
+      expect(head.headers.get('content-length')).toBe(length);
       expect(await head.text()).toBe('');
     } finally {
       await server.close();
