@@ -24,7 +24,7 @@ export function requireAdminToken(token: string) {
 const VOLUME_RULE = 'a volume id is an integer from 1 up, without sign or leading zeros';
 
 /** A volume id in a path or a query string. */
-const volumeIdText = v.pipe(
+export const volumeIdText = v.pipe(
   v.string(VOLUME_RULE),
   v.regex(/^[1-9][0-9]{0,15}$/, VOLUME_RULE),
   v.transform(Number),
@@ -35,7 +35,7 @@ const volumeIdText = v.pipe(
  * The optional JSON body of `POST /admin/compact`. Unknown fields are refused: a misspelt
  * `volume` must not quietly compact every volume.
  */
-const compactBody = v.strictObject({
+export const compactBody = v.strictObject({
   volume: v.optional(v.pipe(v.number(VOLUME_RULE), v.safeInteger(VOLUME_RULE), v.minValue(1))),
 });
 

@@ -6,6 +6,7 @@ import { byMethod } from './by-method.ts';
 import type { AppEnv, AppSettings } from './env.ts';
 import { createErrorHandler, logUnexpected, methodNotAllowed, noRoute } from './errors.ts';
 import { fileRoutes } from './file-routes.ts';
+import { openApiRoute } from './openapi.ts';
 import { statusPage } from './status-page.ts';
 import { storeRoutes } from './store-routes.ts';
 import { DEFAULT_DISCARD_BOUNDS, type DiscardBounds } from './upload.ts';
@@ -104,6 +105,15 @@ export function createApp(options: CreateAppOptions): Hono<AppEnv> {
     byMethod([
       ['GET', ui],
       ['HEAD', ui],
+    ]),
+  );
+
+  const openApi = openApiRoute({ admin: adminToken !== undefined });
+  app.all(
+    '/openapi.json',
+    byMethod([
+      ['GET', openApi],
+      ['HEAD', openApi],
     ]),
   );
 

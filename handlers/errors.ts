@@ -15,7 +15,7 @@ export type ErrorCode =
   | 'internal'; // anything unexpected; details go to the log, never to the client
 
 /** The one table from error code to HTTP status. */
-const statusByCode = {
+export const statusByCode = {
   bad_key: 400,
   bad_request: 400,
   not_found: 404,

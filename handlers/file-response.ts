@@ -1,4 +1,6 @@
+import type { InferOutput } from 'valibot';
 import type { BlobStore, FileInfo, FileRead, Key } from '../storage/index.ts';
+import type { storedFileSchema } from './answer-schemas.ts';
 import { HttpError } from './errors.ts';
 import { contentRange, type RangePlan, unsatisfiedRange } from './range.ts';
 import { requestPath } from './request-path.ts';
@@ -6,12 +8,11 @@ import { requestPath } from './request-path.ts';
 /** Content under a key never changes, so caches may keep it for good (a year is HTTP's "forever"). */
 export const IMMUTABLE = 'public, max-age=31536000, immutable';
 
-/** What POST and PUT answer: where the file is, and what the store made of it. */
-export interface StoredFileJson extends FileInfo {
-  /** The file id `{key},{cookie}`, as `/file/{fid}` takes it. */
-  fid: string;
-  flag: true;
-}
+/**
+ * What POST and PUT answer: where the file is (`fid`, the id `/file/{id}` takes), and what the
+ * store made of it. Made from the schema `/openapi.json` documents, so the two cannot drift.
+ */
+export type StoredFileJson = InferOutput<typeof storedFileSchema>;
 
 export function storedFileJson(info: FileInfo): StoredFileJson {
   const { key, size, offset, volume, cookie, contentType, etag } = info;
