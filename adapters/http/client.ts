@@ -172,8 +172,9 @@ export function createClient(baseUrl: string | URL, options: ClientOptions = {})
       return fileOfAnswer(res, ref, what).file;
     },
 
-    replace: (file, body, opts = {}) =>
-      upload('PUT', `/file/${parseFileRef(file).segment}`, body, opts),
+    async replace(file, body, opts = {}) {
+      return upload('PUT', `/file/${parseFileRef(file).segment}`, body, opts);
+    },
 
     async delete(file, opts = {}) {
       const ref = parseFileRef(file);

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { openVolumeStore, type VolumeStore } from '../../adapters/volume/index.ts';
 import { type CreateAppOptions, createApp } from '../../handlers/index.ts';
+import type { BlobStore } from '../../storage/index.ts';
 import { makeTempDir, removeTempDir } from './tmp.ts';
 
 export interface ServedStore {
@@ -19,11 +20,19 @@ export interface ServedStore {
  * real remote for the HTTP client and adapter to talk to.
  */
 export async function serveVolumeStore(
-  options: Partial<Omit<CreateAppOptions, 'store'>> = {},
+  options: Partial<Omit<CreateAppOptions, 'store'>> & {
+    /** What the app serves instead of the volume store itself (a DelegatingStore over it). */
+    wrap?: (store: VolumeStore) => BlobStore;
+  } = {},
 ): Promise<ServedStore> {
+  const { wrap, ...appOptions } = options;
   const dir = await makeTempDir('haystack-served-');
   const store = await openVolumeStore({ dir });
-  const app = createApp({ store, maxBody: 64 * 1024 * 1024, ...options });
+  const app = createApp({
+    store: wrap ? wrap(store) : store,
+    maxBody: 64 * 1024 * 1024,
+    ...appOptions,
+  });
   const { server, port } = await new Promise<{ server: Server; port: number }>((resolve) => {
     const listening = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, (info) =>
       resolve({ server: listening as Server, port: (info as AddressInfo).port }),
