@@ -117,6 +117,7 @@ export function createClient(baseUrl: string | URL, options: ClientOptions = {})
     opts: UploadOptions,
   ): Promise<StoredFile> => {
     const what = `${method} ${path}`;
+    if (opts.length !== undefined) checkLength(body, opts.length);
     const headers: Record<string, string> = {};
     if (opts.contentType !== undefined) headers['content-type'] = opts.contentType;
     if (opts.length !== undefined) headers['content-length'] = String(opts.length);
@@ -280,6 +281,30 @@ function storedFile(json: Record<string, unknown>, res: Response, what: string):
 
 function isCount(value: unknown): value is number {
   return Number.isSafeInteger(value) && (value as number) >= 0;
+}
+
+/**
+ * A declared length that the body's own size contradicts is refused before sending (fetch would
+ * only fail mid-request); a stream's length is the caller's word, and the server checks it.
+ */
+function checkLength(body: UploadBody, length: number): void {
+  if (!isCount(length)) throw new RangeError(`a length is a byte count, got ${length}`);
+  if (body instanceof ReadableStream) return;
+  const size =
+    body === null
+      ? 0
+      : typeof body === 'string'
+        ? new TextEncoder().encode(body).byteLength
+        : body instanceof Blob
+          ? body.size
+          : body.byteLength;
+  if (size !== length) {
+    throw new HaystackError(
+      0,
+      'bad_request',
+      `the body has ${size} bytes, not the ${length} declared`,
+    );
+  }
 }
 
 function rangeHeader(range: ByteSpan | string): string {

@@ -210,6 +210,37 @@ describe('createClient against a real server', () => {
     }
   });
 
+  it('a declared length the body contradicts is bad_request before sending', async () => {
+    const recorder = recordingFetch();
+    const checked = createClient(remote.base, { fetch: recorder.fetch });
+    await expectHaystackError(checked.put(randomBytes(10), { length: 11 }), 'bad_request', 0);
+    await expectHaystackError(checked.put('héllo', { length: 5 }), 'bad_request', 0);
+    await expectHaystackError(checked.put(new Blob(['abc']), { length: 2 }), 'bad_request', 0);
+    await expectHaystackError(checked.put(null, { length: 1 }), 'bad_request', 0);
+    expect(recorder.calls).toEqual([]);
+    expect(await checked.put('héllo', { length: 6 })).toMatchObject({ size: 6 });
+  });
+
+  it('a Hono app can front the remote store through createHttpStore', async () => {
+    const front = createApp({
+      store: createHttpStore({ baseUrl: remote.base }),
+      maxBody: 16 * MiB,
+    });
+    const viaFront = createClient('http://front.test', {
+      fetch: async (input, init) => front.fetch(new Request(input, init)),
+    });
+    const bytes = randomBytes(3 * MiB);
+    const stored = await viaFront.put(new Blob([bytes]).stream(), { contentType: 'x/fronted' });
+    // The file is the remote's: the direct client reads the same bytes under the same id.
+    expectBytes(await readAll((await client.get(stored.fid)).body), bytes);
+    const part = await viaFront.get(stored, { range: { start: MiB, end: 2 * MiB - 1 } });
+    expect(part).toMatchObject({ status: 206, info: { size: 3 * MiB, contentType: 'x/fronted' } });
+    expectBytes(await readAll(part.body), bytes.subarray(MiB, 2 * MiB));
+    await viaFront.delete(stored);
+    await expectHaystackError(client.head(stored), 'not_found', 404);
+    await expectHaystackError(viaFront.get(stored), 'not_found', 404);
+  });
+
   it('an aborted call rejects with its signal reason, as fetch does', async () => {
     const stored = await client.put(randomBytes(10));
     const controller = new AbortController();
