@@ -119,7 +119,9 @@ export function createClient(baseUrl: string | URL, options: ClientOptions = {})
     const what = `${method} ${path}`;
     if (opts.length !== undefined) checkLength(body, opts.length);
     const headers: Record<string, string> = {};
-    if (opts.contentType !== undefined) headers['content-type'] = opts.contentType;
+    if (opts.contentType !== undefined) {
+      headers['content-type'] = headerValue('Content-Type', opts.contentType);
+    }
     if (opts.length !== undefined) headers['content-length'] = String(opts.length);
     const init: RequestInit & { duplex?: 'half' } = { method, headers, body };
     // A stream goes out as it is read (fetch needs `duplex: 'half'` for that): flat memory.
@@ -307,8 +309,24 @@ function checkLength(body: UploadBody, length: number): void {
   }
 }
 
+/** Longest header value the client sends: the server takes no longer Content-Type. */
+const MAX_HEADER_VALUE = 1024;
+
+/**
+ * A header value the caller gave, checked here: fetch would refuse a line break with a TypeError
+ * that reads like a network failure, and the server refuses a value it cannot store.
+ */
+function headerValue(name: string, value: string): string {
+  if (value.length <= MAX_HEADER_VALUE && /^[\t\x20-\x7e]*$/.test(value)) return value;
+  throw new HaystackError(
+    0,
+    'bad_request',
+    `${name} must be at most ${MAX_HEADER_VALUE} printable ASCII characters`,
+  );
+}
+
 function rangeHeader(range: ByteSpan | string): string {
-  if (typeof range === 'string') return range;
+  if (typeof range === 'string') return headerValue('Range', range);
   const { start, end } = range;
   if (!isCount(start) || !isCount(end) || end < start) {
     throw new RangeError(`a range is two offsets with start <= end, got ${start}-${end}`);

@@ -210,13 +210,20 @@ describe('createClient against a real server', () => {
     }
   });
 
-  it('a declared length the body contradicts is bad_request before sending', async () => {
+  it('a declared length the body contradicts, or a header value fetch would refuse, is bad_request before sending', async () => {
     const recorder = recordingFetch();
     const checked = createClient(remote.base, { fetch: recorder.fetch });
     await expectHaystackError(checked.put(randomBytes(10), { length: 11 }), 'bad_request', 0);
     await expectHaystackError(checked.put('héllo', { length: 5 }), 'bad_request', 0);
     await expectHaystackError(checked.put(new Blob(['abc']), { length: 2 }), 'bad_request', 0);
     await expectHaystackError(checked.put(null, { length: 1 }), 'bad_request', 0);
+    await expectHaystackError(checked.put('x', { contentType: 'a/b\r\nx: y' }), 'bad_request', 0);
+    await expectHaystackError(
+      checked.put('x', { contentType: `a/${'b'.repeat(2000)}` }),
+      'bad_request',
+      0,
+    );
+    await expectHaystackError(checked.get(1, { range: 'bytes=0-1\nx' }), 'bad_request', 0);
     expect(recorder.calls).toEqual([]);
     expect(await checked.put('héllo', { length: 6 })).toMatchObject({ size: 6 });
   });
