@@ -195,6 +195,8 @@ describe('createClient against a real server', () => {
       'client-test',
       'client-test',
     ]);
+    // Reads ask for the bytes as stored, so Content-Length describes the body fetch hands out.
+    expect(recorder.calls[1]?.headers.get('accept-encoding')).toBe('identity');
 
     const small = await serveVolumeStore({ maxBody: 1000 });
     try {
