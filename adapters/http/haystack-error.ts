@@ -28,8 +28,10 @@ export type HaystackErrorCode =
 
 /**
  * What every failed call of the client rejects with: the JSON error's `code` and `message`, and
- * the HTTP status (0 when no answer came, or when the client refused the call before sending,
- * as for an id that cannot be a file id: `bad_key`).
+ * the HTTP status. Status 0: no answer came (`network_error`), or the client refused the call
+ * before sending, with the code the server would have answered: `bad_key` for an id that cannot
+ * be a file id, `bad_request` for a declared length the body contradicts or a header value that
+ * cannot be sent.
  */
 export class HaystackError extends Error {
   override readonly name = 'HaystackError';
