@@ -1,0 +1,2 @@
+export * from './client.ts';
+export { createHttpStore, type HttpStoreOptions } from './http-store.ts';
