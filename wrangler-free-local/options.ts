@@ -1,6 +1,6 @@
 import * as v from 'valibot';
 import { BEARER_TOKEN } from '../handlers/admin-routes.ts';
-import { byteCount, count, duration, got, MiB, onOff, share } from './option-values.ts';
+import { byteCount, count, duration, got, logLevel, MiB, onOff, share } from './option-values.ts';
 
 /**
  * Every option of the command line, once: its flag, its environment variable, its default, its
@@ -265,6 +265,18 @@ export const options = {
       'long is closed (a stalled upload, a client that stops reading), unless it only waits ' +
       "for the server's answer. 20s, 500ms, or seconds (1.5).",
     schema: duration,
+  },
+  logLevel: {
+    flag: '--log-level',
+    env: 'HAYSTACK_LOG_LEVEL',
+    type: 'string',
+    value: 'LEVEL',
+    default: 'info',
+    help:
+      'Least severe log lines shown: fatal, error, warn, info (start-up, shutdown, compactions, ' +
+      'one line per request), debug, trace, or silent. The log goes to stdout, one JSON object a ' +
+      'line, or readable when stdout is a terminal.',
+    schema: logLevel,
   },
   directory: {
     flag: '--directory',
