@@ -109,3 +109,8 @@ export const commands: readonly Command[] = [
 export function findCommand(name: string): Command | undefined {
   return commands.find((c) => c.name === name);
 }
+
+/** The options the command `name` takes (none for a name that is not a command). */
+export function optionsOf(name: string): readonly OptionName[] {
+  return findCommand(name)?.options ?? [];
+}

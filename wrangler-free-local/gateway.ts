@@ -2,9 +2,10 @@ import { ClusterStore } from '../adapters/cluster/cluster-store.ts';
 import { openDirectory } from '../adapters/cluster/directory/index.ts';
 import { createReplicaClient } from '../adapters/cluster/replica-client.ts';
 import { createApp } from '../handlers/index.ts';
+import { optionsOf } from './commands.ts';
 import { errorLog, UserError } from './errors.ts';
 import { createLogger } from './logger.ts';
-import type { Config } from './options.ts';
+import { type Config, loggableConfig } from './options.ts';
 import { runServer } from './run-server.ts';
 import { listenOn, storeLog } from './serve.ts';
 
@@ -37,6 +38,7 @@ export async function runGateway(config: GatewayConfig): Promise<void> {
     throw new UserError('gateway needs --directory and --cluster-token');
   }
   const logger = createLogger({ level: config.logLevel }).child({ role: 'gateway' });
+  logger.debug({ options: loggableConfig(config, optionsOf('gateway')) }, 'options in effect');
   await runServer({
     logger,
     async start() {

@@ -7,9 +7,10 @@ import { ReplicaSet } from '../adapters/cluster/replica-set.ts';
 import { openVolumeStore } from '../adapters/volume/index.ts';
 import { lockDirectory } from '../adapters/volume/lock.ts';
 import { createReplicaApp } from '../handlers/index.ts';
+import { optionsOf } from './commands.ts';
 import { errorLog, UserError } from './errors.ts';
 import { createLogger } from './logger.ts';
-import type { Config } from './options.ts';
+import { type Config, loggableConfig } from './options.ts';
 import { runServer } from './run-server.ts';
 import { listenOn, storeLog } from './serve.ts';
 
@@ -47,6 +48,7 @@ export async function runNode(config: NodeConfig): Promise<void> {
   }
   const dir = path.resolve(config.data);
   const logger = createLogger({ level: config.logLevel }).child({ role: 'node' });
+  logger.debug({ options: loggableConfig(config, optionsOf('node')) }, 'options in effect');
   await runServer({
     logger,
     async start() {

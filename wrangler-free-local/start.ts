@@ -1,7 +1,8 @@
 import path from 'node:path';
+import { optionsOf } from './commands.ts';
 import { startDataDir, undoFailedStart } from './data-dir.ts';
 import { createLogger } from './logger.ts';
-import type { Config } from './options.ts';
+import { type Config, loggableConfig } from './options.ts';
 import { runServer } from './run-server.ts';
 import { startServer } from './serve.ts';
 
@@ -11,6 +12,7 @@ import { startServer } from './serve.ts';
  */
 export async function runStart(config: Config): Promise<void> {
   const logger = createLogger({ level: config.logLevel });
+  logger.debug({ options: loggableConfig(config, optionsOf('start')) }, 'options in effect');
   const dir = path.resolve(config.data);
   const found = await startDataDir(dir);
   if ('problem' in found) {
