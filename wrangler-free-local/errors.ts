@@ -17,25 +17,21 @@ export function describeError(err: unknown): string {
 }
 
 /**
- * A log line's fields and message for a failure: `${what}: ` and one line saying what went wrong
- * as the message, the error as the `err` field. Only a bug's `err` carries the stack (pino's
- * serializer writes it); one the user can act on keeps to its message and code.
+ * A log line's fields and message for a failure: the error as the `err` field (the logger's
+ * serializer gives a stack only to a bug), and `${what}: ` with one line of what went wrong as
+ * the message.
  */
 export function errorLog(err: unknown, what: string): [{ err: unknown }, string] {
-  if (isActionable(err)) {
-    const code = (err as { code?: unknown }).code;
-    const fields = {
-      type: err.name,
-      message: err.message,
-      ...(code === undefined ? {} : { code }),
-    };
-    return [{ err: fields }, `${what}: ${err.message}`];
-  }
-  const line = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  const line = isActionable(err)
+    ? err.message
+    : err instanceof Error
+      ? `${err.name}: ${err.message}`
+      : String(err);
   return [{ err }, `${what}: ${line.split('\n', 1)[0]}`];
 }
 
-function isActionable(err: unknown): err is Error {
+/** A failure the user can act on: a `UserError`, a `StoreError`, a system error (EACCES...). */
+export function isActionable(err: unknown): err is Error {
   return err instanceof UserError || isStoreError(err) || isSystemError(err);
 }
 

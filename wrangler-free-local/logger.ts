@@ -1,5 +1,6 @@
 import pino, { type Logger } from 'pino';
 import { isColorSupported, prettyFactory } from 'pino-pretty';
+import { isActionable } from './errors.ts';
 import type { LogLevel } from './option-values.ts';
 
 export type { Logger };
@@ -40,6 +41,7 @@ export function createLogger({
     // The pid tells members of a local cluster apart; the host name is the collector's to add.
     base: { pid: process.pid },
     timestamp: pino.stdTimeFunctions.isoTime,
+    serializers: { err: serializeError },
   };
   if (format === 'json') return pino(options, out);
   const prettify = prettyFactory({
@@ -50,4 +52,15 @@ export function createLogger({
     singleLine: true,
   });
   return pino(options, { write: (line: string) => out.write(prettify(line)) });
+}
+
+/**
+ * The `err` field: a failure the user can act on (a port in use, a locked directory, a failing
+ * disk) as its type, message and code, as `describeError` words it; anything else, a bug, with
+ * its stack and causes (pino's serializer).
+ */
+function serializeError(err: unknown): unknown {
+  if (!isActionable(err)) return err instanceof Error ? pino.stdSerializers.err(err) : err;
+  const { code } = err as { code?: unknown };
+  return { type: err.name, message: err.message, ...(code === undefined ? {} : { code }) };
 }

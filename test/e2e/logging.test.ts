@@ -3,8 +3,9 @@ import { closeSync, openSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { StoreError } from '../../storage/index.ts';
 import { errorLog, UserError } from '../../wrangler-free-local/errors.ts';
-import { createLogger, logFormatFor } from '../../wrangler-free-local/logger.ts';
+import { createLogger, type Logger, logFormatFor } from '../../wrangler-free-local/logger.ts';
 import {
   type Exit,
   type LogRecord,
@@ -204,15 +205,20 @@ describe('the runner logger', () => {
   });
 
   /** What `createLogger` writes to a file, in `format`, for an info and a debug line. */
-  async function written(format: 'json' | 'pretty', level: 'info' | 'debug'): Promise<string> {
+  async function written(
+    format: 'json' | 'pretty',
+    level: 'info' | 'debug',
+    log = (logger: Logger) => {
+      logger.info({ url: 'http://127.0.0.1:1' }, 'haystack listening');
+      logger.debug('a detail');
+    },
+  ): Promise<string> {
     const { makeTempDir, removeTempDir } = await import('../support/tmp.ts');
     const dir = await makeTempDir();
     try {
       const file = path.join(dir, 'log');
       const fd = openSync(file, 'w');
-      const logger = createLogger({ level, destination: fd, format });
-      logger.info({ url: 'http://127.0.0.1:1' }, 'haystack listening');
-      logger.debug('a detail');
+      log(createLogger({ level, destination: fd, format }));
       // Synchronous: everything is in the file as soon as the calls return, before any close.
       const text = readFileSync(file, 'utf8');
       closeSync(fd);
@@ -238,23 +244,28 @@ describe('the runner logger', () => {
     );
   });
 
-  it("logs a user's mistake as its message, a bug with its stack", () => {
-    const [mistake, mistakeMessage] = errorLog(
-      new UserError('cannot listen on 127.0.0.1 port 1: the port is in use'),
-      'cannot start',
-    );
-    expect(mistakeMessage).toBe(
-      'cannot start: cannot listen on 127.0.0.1 port 1: the port is in use',
-    );
-    expect(mistake.err).toEqual({
-      type: 'UserError',
-      message: 'cannot listen on 127.0.0.1 port 1: the port is in use',
-    });
-
+  it("logs a user's mistake as its message and code, a bug with its stack, each in one line", async () => {
+    const mistake = new UserError('cannot listen on 127.0.0.1 port 1: the port is in use');
+    const locked = new StoreError('locked', 'the data directory is in use by process 7');
     const bug = new TypeError('x is not a function\nsecond line');
-    const [fields, message] = errorLog(bug, 'error while answering a request');
-    expect(message).toBe('error while answering a request: TypeError: x is not a function');
-    // The error itself: pino's serializer writes its type, message and stack.
-    expect(fields.err).toBe(bug);
+    const [record, lockedRecord, bugRecord] = allRecords(
+      await written('json', 'info', (logger) => {
+        logger.error(...errorLog(mistake, 'cannot start'));
+        logger.error(...errorLog(locked, 'cannot start'));
+        logger.error(...errorLog(bug, 'error while answering a request'));
+      }),
+    );
+    expect(record).toMatchObject({
+      msg: 'cannot start: cannot listen on 127.0.0.1 port 1: the port is in use',
+      err: { type: 'UserError', message: mistake.message },
+    });
+    expect(record?.err).not.toHaveProperty('stack');
+    expect(lockedRecord?.err).toEqual({
+      type: 'StoreError',
+      message: locked.message,
+      code: 'locked',
+    });
+    expect(bugRecord?.msg).toBe('error while answering a request: TypeError: x is not a function');
+    expect(bugRecord?.err).toMatchObject({ type: 'TypeError', stack: bug.stack });
   });
 });
