@@ -4,10 +4,10 @@ import { createReplicaClient } from '../adapters/cluster/replica-client.ts';
 import { createApp } from '../handlers/index.ts';
 import { optionsOf } from './commands.ts';
 import { errorLog, UserError } from './errors.ts';
-import { createLogger } from './logger.ts';
+import { componentLog, createLogger } from './logger.ts';
 import { type Config, loggableConfig } from './options.ts';
 import { runServer } from './run-server.ts';
-import { listenOn, storeLog } from './serve.ts';
+import { listenOn } from './serve.ts';
 
 /** What `haystack gateway` takes (commands.ts); `directory` and `clusterToken` are required there. */
 export type GatewayConfig = Pick<
@@ -48,7 +48,7 @@ export async function runGateway(config: GatewayConfig): Promise<void> {
         replicas: createReplicaClient({ token }),
         replicaCount: config.replicas,
         nodeTimeoutMs: config.nodeTimeout,
-        log: storeLog(logger, 'cluster'),
+        log: componentLog(logger, 'cluster'),
       }).catch(async (err: unknown) => {
         await directory.close().catch(() => {});
         throw err;

@@ -55,6 +55,15 @@ export function createLogger({
 }
 
 /**
+ * The `log` option of the stores (volume, cluster) and the node agent: their lines, which tell of
+ * start-up repairs, compactions and replicas, at info, marked with where they come from.
+ */
+export function componentLog(logger: Logger, component: string): (line: string) => void {
+  const child = logger.child({ component });
+  return (line) => child.info(line);
+}
+
+/**
  * The `err` field: a failure the user can act on (a port in use, a locked directory, a failing
  * disk) as its type, message and code, as `describeError` words it; anything else, a bug, with
  * its stack and causes (pino's serializer).

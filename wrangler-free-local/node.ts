@@ -9,10 +9,10 @@ import { lockDirectory } from '../adapters/volume/lock.ts';
 import { createReplicaApp } from '../handlers/index.ts';
 import { optionsOf } from './commands.ts';
 import { errorLog, UserError } from './errors.ts';
-import { createLogger } from './logger.ts';
+import { componentLog, createLogger } from './logger.ts';
 import { type Config, loggableConfig } from './options.ts';
 import { runServer } from './run-server.ts';
-import { listenOn, storeLog } from './serve.ts';
+import { listenOn } from './serve.ts';
 
 /** What `haystack node` takes (commands.ts); `directory` and `clusterToken` are required there. */
 export type NodeConfig = Pick<
@@ -72,7 +72,7 @@ export async function runNode(config: NodeConfig): Promise<void> {
               volumeSize: config.volumeSize,
               cacheSize: config.cacheSize,
               ...(config.compactAt === undefined ? {} : { compactAt: config.compactAt }),
-              log: storeLog(logger),
+              log: componentLog(logger, 'store'),
             }),
           mayCreate: (volume) => directory.holdsReplica(id, volume),
         });
@@ -104,7 +104,7 @@ export async function runNode(config: NodeConfig): Promise<void> {
             const fs = await statfs(dir);
             return fs.bavail * fs.bsize;
           },
-          log: storeLog(logger, 'agent'),
+          log: componentLog(logger, 'agent'),
         });
         await agent.start();
         const { url: listeningUrl } = listening;

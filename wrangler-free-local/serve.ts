@@ -7,7 +7,7 @@ import type { ConnectionLimits } from './connection-limits.ts';
 import type { DrainResult } from './drain.ts';
 import { errorLog, UserError } from './errors.ts';
 import { createHttpServer } from './http-server.ts';
-import type { Logger } from './logger.ts';
+import { componentLog, type Logger } from './logger.ts';
 import type { Config } from './options.ts';
 
 export interface RunningServer {
@@ -36,7 +36,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     readOnly: config.readOnly,
     cacheSize: config.cacheSize,
     ...(config.compactAt === undefined ? {} : { compactAt: config.compactAt }),
-    log: storeLog(logger),
+    log: componentLog(logger, 'store'),
   });
   const app = createApp({
     store,
@@ -73,15 +73,6 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       return result;
     },
   };
-}
-
-/**
- * The `log` option of the stores (volume, cluster) and the node agent: their lines, which tell of
- * start-up repairs, compactions and replicas, at info, marked with where they come from.
- */
-export function storeLog(logger: Logger, component = 'store'): (line: string) => void {
-  const child = logger.child({ component });
-  return (line) => child.info(line);
 }
 
 /** What `listenOn` answers: the URL with the actual port, and the graceful stop of HTTP. */

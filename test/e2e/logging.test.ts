@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { StoreError } from '../../storage/index.ts';
 import { errorLog, UserError } from '../../wrangler-free-local/errors.ts';
 import { createLogger, type Logger, logFormatFor } from '../../wrangler-free-local/logger.ts';
+import { loggableConfig } from '../../wrangler-free-local/options.ts';
 import {
   type Exit,
   type LogRecord,
@@ -198,6 +199,28 @@ describe('haystack start: its log', () => {
 });
 
 describe('the runner logger', () => {
+  it('shows the options in effect with every secret only as set', () => {
+    const secrets = {
+      adminToken: 'admin-token-0123456789',
+      clusterToken: 'cluster-token-0123456789',
+      directory: 'postgres://haystack:hunter2@db:5432/haystack',
+    };
+    const config = { port: 8080, replicas: 3, ...secrets };
+    const names = ['port', 'adminToken', 'clusterToken', 'directory', 'replicas'] as const;
+    expect(loggableConfig(config, names)).toEqual({
+      port: 8080,
+      adminToken: '(set)',
+      clusterToken: '(set)',
+      directory: '(set)',
+      replicas: 3,
+    });
+    // One that is off stays off, and only the names asked for are there.
+    expect(loggableConfig({ port: 1 }, ['port', 'adminToken'])).toEqual({
+      port: 1,
+      adminToken: undefined,
+    });
+  });
+
   it('picks the readable form for a terminal and JSON for anything else', () => {
     expect(logFormatFor({ isTTY: true })).toBe('pretty');
     expect(logFormatFor({ isTTY: false })).toBe('json');
