@@ -157,9 +157,14 @@ export function spawnCli(
   ): Promise<RegExpMatchArray> {
     const source = stream === 'stdout' ? child.stdout : child.stderr;
     return new Promise((resolve, reject) => {
+      // Each complete line is looked at once: a server that logs every request writes many.
+      let scanned = 0;
       const check = (): boolean => {
-        const lines = out[stream].split('\n');
-        lines.pop(); // not complete yet
+        const text = out[stream];
+        const end = text.lastIndexOf('\n') + 1; // past it, a line not complete yet
+        const lines = text.slice(scanned, end).split('\n');
+        scanned = end;
+        lines.pop(); // the empty rest after the last newline
         for (const line of lines) {
           const match = pattern.exec(lineText(line));
           if (match) {
