@@ -16,6 +16,7 @@ import {
   repoRoot,
   useCli,
 } from '../support/cli.ts';
+import { makeTempDir, removeTempDir } from '../support/tmp.ts';
 
 /**
  * What `haystack start` prints: its log, on stdout, as JSON lines (pino's) when stdout is not a
@@ -236,7 +237,6 @@ describe('the runner logger', () => {
       logger.debug('a detail');
     },
   ): Promise<string> {
-    const { makeTempDir, removeTempDir } = await import('../support/tmp.ts');
     const dir = await makeTempDir();
     try {
       const file = path.join(dir, 'log');
