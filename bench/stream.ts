@@ -128,7 +128,8 @@ function startChild(
   listening: RegExp,
 ): Promise<{ child: ChildProcess; url: string }> {
   return new Promise((resolve, reject) => {
-    // Its output is shown only if it fails to start (the store logs its shutdown on stderr).
+    // Its output is shown only if it fails to start; the store's listening line is a log line
+    // on stdout (JSON), which the pattern finds inside its msg.
     const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -143,14 +143,19 @@ async function ensureDatabase(serverUrl: string): Promise<string> {
   return url.toString();
 }
 
-/** Copies a child's stderr to ours, each line prefixed with its name. */
+/**
+ * Copies a child's log (its stdout) and anything on its stderr to our stderr, each line prefixed
+ * with its name: our stdout is for the cluster's own lines.
+ */
 function forwardLog(member: Member, name: string): void {
-  let partial = '';
-  member.run?.child.stderr?.on('data', (chunk: string) => {
-    const lines = (partial + chunk).split('\n');
-    partial = lines.pop() ?? '';
-    for (const line of lines) process.stderr.write(`[${name}] ${line}\n`);
-  });
+  for (const stream of [member.run?.child.stdout, member.run?.child.stderr]) {
+    let partial = '';
+    stream?.on('data', (chunk: string) => {
+      const lines = (partial + chunk).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) process.stderr.write(`[${name}] ${line}\n`);
+    });
+  }
   void member.run?.exited.then((exit) => {
     if (!stopping) {
       process.stderr.write(`[${name}] exited (${exit.signal ?? `code ${exit.code}`})\n`);

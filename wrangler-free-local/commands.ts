@@ -79,6 +79,7 @@ export const commands: readonly Command[] = [
       'compactAt',
       'cacheSize',
       ...connectionOptions,
+      'logLevel',
     ],
     required: ['directory', 'clusterToken'],
     run: async (config) => (await import('./node.ts')).runNode(config),
@@ -97,6 +98,7 @@ export const commands: readonly Command[] = [
       'requireCookie',
       'inlineActive',
       ...connectionOptions,
+      'logLevel',
     ],
     required: ['directory', 'clusterToken'],
     run: async (config) => (await import('./gateway.ts')).runGateway(config),
@@ -106,4 +108,9 @@ export const commands: readonly Command[] = [
 /** The command named exactly `name`, if there is one. */
 export function findCommand(name: string): Command | undefined {
   return commands.find((c) => c.name === name);
+}
+
+/** The options the command `name` takes (none for a name that is not a command). */
+export function optionsOf(name: string): readonly OptionName[] {
+  return findCommand(name)?.options ?? [];
 }

@@ -11,11 +11,28 @@ export class UserError extends Error {
  * that is a bug to report.
  */
 export function describeError(err: unknown): string {
-  if (err instanceof UserError) return err.message;
-  if (isStoreError(err)) return err.message;
-  if (isSystemError(err)) return err.message;
+  if (isActionable(err)) return err.message;
   if (err instanceof Error) return err.stack ?? `${err.name}: ${err.message}`;
   return String(err);
+}
+
+/**
+ * A log line's fields and message for a failure: the error as the `err` field (the logger's
+ * serializer gives a stack only to a bug), and `${what}: ` with one line of what went wrong as
+ * the message.
+ */
+export function errorLog(err: unknown, what: string): [{ err: unknown }, string] {
+  const line = isActionable(err)
+    ? err.message
+    : err instanceof Error
+      ? `${err.name}: ${err.message}`
+      : String(err);
+  return [{ err }, `${what}: ${line.split('\n', 1)[0]}`];
+}
+
+/** A failure the user can act on: a `UserError`, a `StoreError`, a system error (EACCES...). */
+export function isActionable(err: unknown): err is Error {
+  return err instanceof UserError || isStoreError(err) || isSystemError(err);
 }
 
 function isSystemError(err: unknown): err is NodeJS.ErrnoException {

@@ -2,8 +2,10 @@ import { ClusterStore } from '../adapters/cluster/cluster-store.ts';
 import { openDirectory } from '../adapters/cluster/directory/index.ts';
 import { createReplicaClient } from '../adapters/cluster/replica-client.ts';
 import { createApp } from '../handlers/index.ts';
-import { describeError, UserError } from './errors.ts';
-import type { Config } from './options.ts';
+import { optionsOf } from './commands.ts';
+import { errorLog, UserError } from './errors.ts';
+import { componentLog, createLogger } from './logger.ts';
+import { type Config, loggableConfig } from './options.ts';
 import { runServer } from './run-server.ts';
 import { listenOn } from './serve.ts';
 
@@ -23,9 +25,8 @@ export type GatewayConfig = Pick<
   | 'maxPipeline'
   | 'headersTimeout'
   | 'idleTimeout'
+  | 'logLevel'
 >;
-
-const log = (line: string) => process.stderr.write(`haystack gateway: ${line}\n`);
 
 /**
  * `haystack gateway`: the public API of SPEC.md for a whole cluster, the same app as `start`
@@ -36,8 +37,10 @@ export async function runGateway(config: GatewayConfig): Promise<void> {
   if (url === undefined || token === undefined) {
     throw new UserError('gateway needs --directory and --cluster-token');
   }
+  const logger = createLogger({ level: config.logLevel }).child({ role: 'gateway' });
+  logger.debug({ options: loggableConfig(config, optionsOf('gateway')) }, 'options in effect');
   await runServer({
-    log,
+    logger,
     async start() {
       const directory = await openDirectory(url);
       const store = await ClusterStore.open({
@@ -45,7 +48,7 @@ export async function runGateway(config: GatewayConfig): Promise<void> {
         replicas: createReplicaClient({ token }),
         replicaCount: config.replicas,
         nodeTimeoutMs: config.nodeTimeout,
-        log,
+        log: componentLog(logger, 'cluster'),
       }).catch(async (err: unknown) => {
         await directory.close().catch(() => {});
         throw err;
@@ -56,15 +59,22 @@ export async function runGateway(config: GatewayConfig): Promise<void> {
         requireCookie: config.requireCookie,
         inlineActive: config.inlineActive,
         onUnexpectedError: (err: unknown) =>
-          log(`error while answering a request: ${describeError(err)}`),
+          logger.error(...errorLog(err, 'error while answering a request')),
       });
-      const listening = await listenOn(app.fetch, config, log).catch(async (err: unknown) => {
+      const listening = await listenOn(app.fetch, config, logger).catch(async (err: unknown) => {
         await store.close().catch(() => {});
         throw err;
       });
-      log(`R = ${config.replicas}, node timeout ${config.nodeTimeout / 1000} s`);
+      logger.info(
+        { replicas: config.replicas, nodeTimeoutMs: config.nodeTimeout },
+        `R = ${config.replicas}, node timeout ${config.nodeTimeout / 1000} s`,
+      );
+      const { url: listeningUrl } = listening;
       return {
-        listeningLine: `haystack listening on ${listening.url} (gateway)`,
+        listening: {
+          line: `haystack listening on ${listeningUrl} (gateway)`,
+          fields: { url: listeningUrl },
+        },
         async stop() {
           const result = await listening.drain();
           await store.close();

@@ -7,8 +7,10 @@ import { ReplicaSet } from '../adapters/cluster/replica-set.ts';
 import { openVolumeStore } from '../adapters/volume/index.ts';
 import { lockDirectory } from '../adapters/volume/lock.ts';
 import { createReplicaApp } from '../handlers/index.ts';
-import { describeError, UserError } from './errors.ts';
-import type { Config } from './options.ts';
+import { optionsOf } from './commands.ts';
+import { errorLog, UserError } from './errors.ts';
+import { componentLog, createLogger } from './logger.ts';
+import { type Config, loggableConfig } from './options.ts';
 import { runServer } from './run-server.ts';
 import { listenOn } from './serve.ts';
 
@@ -31,9 +33,8 @@ export type NodeConfig = Pick<
   | 'maxPipeline'
   | 'headersTimeout'
   | 'idleTimeout'
+  | 'logLevel'
 >;
-
-const log = (line: string) => process.stderr.write(`haystack node: ${line}\n`);
 
 /**
  * `haystack node`: a store node. Its replicas (one volume store per logical volume, under
@@ -46,8 +47,10 @@ export async function runNode(config: NodeConfig): Promise<void> {
     throw new UserError('node needs --directory and --cluster-token');
   }
   const dir = path.resolve(config.data);
+  const logger = createLogger({ level: config.logLevel }).child({ role: 'node' });
+  logger.debug({ options: loggableConfig(config, optionsOf('node')) }, 'options in effect');
   await runServer({
-    log,
+    logger,
     async start() {
       await mkdir(dir, { recursive: true });
       // One node per data directory; each replica also locks its own folder.
@@ -69,7 +72,7 @@ export async function runNode(config: NodeConfig): Promise<void> {
               volumeSize: config.volumeSize,
               cacheSize: config.cacheSize,
               ...(config.compactAt === undefined ? {} : { compactAt: config.compactAt }),
-              log,
+              log: componentLog(logger, 'store'),
             }),
           mayCreate: (volume) => directory.holdsReplica(id, volume),
         });
@@ -81,9 +84,9 @@ export async function runNode(config: NodeConfig): Promise<void> {
           node: id,
           maxBody: config.maxBody,
           onUnexpectedError: (err: unknown) =>
-            log(`error while answering a request: ${describeError(err)}`),
+            logger.error(...errorLog(err, 'error while answering a request')),
         });
-        const listening = await listenOn(app.fetch, config, log);
+        const listening = await listenOn(app.fetch, config, logger);
         undo.push(async () => {
           await listening.drain();
         });
@@ -101,11 +104,15 @@ export async function runNode(config: NodeConfig): Promise<void> {
             const fs = await statfs(dir);
             return fs.bavail * fs.bsize;
           },
-          log,
+          log: componentLog(logger, 'agent'),
         });
         await agent.start();
+        const { url: listeningUrl } = listening;
         return {
-          listeningLine: `haystack listening on ${listening.url} (data ${dir})`,
+          listening: {
+            line: `haystack listening on ${listeningUrl} (data ${dir})`,
+            fields: { url: listeningUrl, dataDir: dir, node: id, advertised },
+          },
           async stop() {
             await agent.stop();
             const result = await listening.drain();

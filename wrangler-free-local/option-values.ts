@@ -107,3 +107,13 @@ export const share = v.pipe(
   checkValue(Number, (n) => n > 0, 'must be above 0 and at most 1'),
   v.transform(Number),
 );
+
+/** pino's levels, most severe first; `silent` logs nothing. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export const logLevel = v.picklist(
+  LOG_LEVELS,
+  (issue) => `must be one of ${LOG_LEVELS.join(', ')}, ${got(issue)}`,
+);

@@ -1,6 +1,6 @@
 import * as v from 'valibot';
 import { BEARER_TOKEN } from '../handlers/admin-routes.ts';
-import { byteCount, count, duration, got, MiB, onOff, share } from './option-values.ts';
+import { byteCount, count, duration, got, logLevel, MiB, onOff, share } from './option-values.ts';
 
 /**
  * Every option of the command line, once: its flag, its environment variable, its default, its
@@ -14,6 +14,8 @@ interface Common {
   env: `HAYSTACK_${string}`;
   /** Paragraphs, separated by '\n'; the usage wraps them. */
   help: string;
+  /** A token, or a URL that may hold a password: a log says only whether it is set. */
+  secret?: true;
 }
 
 export interface ValueOption extends Common {
@@ -215,6 +217,7 @@ export const options = {
       'header "Authorization: Bearer TOKEN": at least 16 of A-Z a-z 0-9 - . _ ~ + / (openssl ' +
       'rand -hex 24 makes one). Prefer the variable: flags show in ps to every user of the ' +
       'machine. Off: no /admin routes at all.',
+    secret: true,
     schema: v.pipe(
       v.string(),
       v.regex(BEARER_TOKEN, ADMIN_TOKEN_RULE),
@@ -266,6 +269,18 @@ export const options = {
       "for the server's answer. 20s, 500ms, or seconds (1.5).",
     schema: duration,
   },
+  logLevel: {
+    flag: '--log-level',
+    env: 'HAYSTACK_LOG_LEVEL',
+    type: 'string',
+    value: 'LEVEL',
+    default: 'info',
+    help:
+      'Least severe log lines shown: fatal, error, warn, info (start-up, shutdown, compactions, ' +
+      'one line per request), debug, trace, or silent. The log goes to stdout, one JSON object a ' +
+      'line, or readable when stdout is a terminal.',
+    schema: logLevel,
+  },
   directory: {
     flag: '--directory',
     env: 'HAYSTACK_DIRECTORY',
@@ -274,6 +289,7 @@ export const options = {
     help:
       "The cluster's Directory, a PostgreSQL 14 or newer: postgres://user:password@host:5432/db. " +
       'Its tables are made on first use. Prefer the variable: flags show in ps.',
+    secret: true,
     schema: directoryUrl,
   },
   clusterToken: {
@@ -285,6 +301,7 @@ export const options = {
       "The secret gateways show nodes (Authorization: Bearer T); a node's internal API answers " +
       '401 without it. The same on every node and gateway: at least 16 of A-Z a-z 0-9 - . _ ~ + / ' +
       '(openssl rand -hex 24). Prefer the variable: flags show in ps.',
+    secret: true,
     schema: v.pipe(
       v.string(),
       v.regex(BEARER_TOKEN, CLUSTER_TOKEN_RULE),
@@ -357,3 +374,19 @@ export const configSchema = v.object(
     }),
   ),
 ) as unknown as v.GenericSchema<Partial<Record<OptionName, string>>, Config>;
+
+/**
+ * The options `names` as they are in effect, for a log line: each value, a secret's only as
+ * whether it is set.
+ */
+export function loggableConfig(
+  config: Partial<Config>,
+  names: readonly OptionName[],
+): Record<string, unknown> {
+  return Object.fromEntries(
+    names.map((name) => {
+      const value = config[name];
+      return [name, option(name).secret && value !== undefined ? '(set)' : value];
+    }),
+  );
+}

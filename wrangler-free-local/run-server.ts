@@ -1,11 +1,15 @@
 import type { DrainResult } from './drain.ts';
-import { describeError } from './errors.ts';
+import { errorLog } from './errors.ts';
+import type { Logger } from './logger.ts';
 import { onStopSignals, signalExitCode } from './signals.ts';
 
 /** A server that is listening, as `start`, `node` and `gateway` run it. */
 export interface Serving {
-  /** The line printed on stdout once it listens (tests and scripts read it; keep its shape). */
-  listeningLine: string;
+  /**
+   * The log line once it listens: its message (tests and scripts find the port with a regular
+   * expression over it; keep its shape) and its fields (`url`, `dataDir`...).
+   */
+  listening: { line: string; fields: object };
   /**
    * Graceful stop: no new connections (before the promise returns), requests in flight may
    * finish, then whatever it holds is synced and closed.
@@ -18,9 +22,9 @@ export interface RunServerOptions {
   start: () => Promise<Serving>;
   /** Undoes what a failed start left behind. */
   undoFailedStart?: () => Promise<void>;
-  /** What the last line on stdout says once stopped. */
+  /** What the last log line says once stopped. */
   stoppedLine: string;
-  log: (line: string) => void;
+  logger: Logger;
 }
 
 /**
@@ -28,7 +32,7 @@ export interface RunServerOptions {
  * exits at once. The process exits 0 after a clean stop, 1 when it cannot start or stop cleanly.
  */
 export async function runServer(options: RunServerOptions): Promise<void> {
-  const { log } = options;
+  const { logger } = options;
   const starting = options.start();
 
   let opened: Serving | undefined;
@@ -36,26 +40,34 @@ export async function runServer(options: RunServerOptions): Promise<void> {
   const stop = (reason: string, exitCode: number) => {
     if (stopping) return;
     stopping = true;
-    if (!opened) log(`${reason} while it starts: stopping once it is up`);
+    if (!opened) logger.info(`${reason} while it starts: stopping once it is up`);
     starting
       .then(
         async (running) => {
           const stopped = running.stop();
           // Logged once the listening socket is closed (stop() does that before it returns), so
           // whoever reads this line knows new connections are refused.
-          log(
+          logger.info(
             `${reason}: no new connections; requests in flight may finish, then everything is synced and closed`,
           );
           const { forced, abandoned } = await stopped;
-          if (forced > 0) log(`grace period over: closed ${forced} connection(s) still open`);
-          if (abandoned > 0) log(`${abandoned} handler(s) had not finished when the store closed`);
-          // Exit once the line is out: stdout is asynchronous on some platforms (macOS pipes).
-          process.stdout.write(`${options.stoppedLine}\n`, () => process.exit(exitCode));
+          if (forced > 0) {
+            logger.warn({ forced }, `grace period over: closed ${forced} connection(s) still open`);
+          }
+          if (abandoned > 0) {
+            logger.warn(
+              { abandoned },
+              `${abandoned} handler(s) had not finished when the store closed`,
+            );
+          }
+          // The logger writes synchronously: the line is out before the exit.
+          logger.info({ exitCode }, options.stoppedLine);
+          process.exit(exitCode);
         },
         () => {}, // it never started: reported below
       )
       .catch((err: unknown) => {
-        log(`error while stopping: ${describeError(err)}`);
+        logger.error(...errorLog(err, 'error while stopping'));
         process.exit(1);
       });
   };
@@ -66,21 +78,24 @@ export async function runServer(options: RunServerOptions): Promise<void> {
   onStopSignals({
     first: (signal) => stop(`${signal} received (send it again to exit at once)`, 0),
     again: (signal) => {
-      log(`${signal} received again: exiting now, without waiting for requests or syncing`);
+      logger.warn(
+        { signal },
+        `${signal} received again: exiting now, without waiting for requests or syncing`,
+      );
       process.exit(signalExitCode(signal));
     },
   });
-  guardProcess(stop, log);
+  guardProcess(stop, logger);
 
   try {
     opened = await starting;
   } catch (err) {
-    log(`cannot start: ${describeError(err)}`);
+    logger.error(...errorLog(err, 'cannot start'));
     await options.undoFailedStart?.();
     process.exitCode = 1;
     return;
   }
-  if (!stopping) process.stdout.write(`${opened.listeningLine}\n`);
+  if (!stopping) logger.info(opened.listening.fields, opened.listening.line);
 }
 
 /**
@@ -90,17 +105,14 @@ export async function runServer(options: RunServerOptions): Promise<void> {
  * leaves the process in an unknown state, so it is logged and the server stops gracefully with
  * exit status 1.
  */
-function guardProcess(
-  stop: (reason: string, exitCode: number) => void,
-  log: (line: string) => void,
-): void {
+function guardProcess(stop: (reason: string, exitCode: number) => void, logger: Logger): void {
   process.on('unhandledRejection', (reason) => {
     if (isClientGone(reason)) return;
-    log(`unhandled rejection (still running): ${describeError(reason)}`);
+    logger.error(...errorLog(reason, 'unhandled rejection (still running)'));
   });
   process.on('uncaughtException', (err) => {
     if (isClientGone(err)) return;
-    log(`uncaught exception: ${describeError(err)}`);
+    logger.fatal(...errorLog(err, 'uncaught exception'));
     stop('uncaught exception', 1);
   });
 }

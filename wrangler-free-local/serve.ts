@@ -5,8 +5,9 @@ import { openVolumeStore } from '../adapters/volume/index.ts';
 import { createApp } from '../handlers/index.ts';
 import type { ConnectionLimits } from './connection-limits.ts';
 import type { DrainResult } from './drain.ts';
-import { describeError, UserError } from './errors.ts';
+import { errorLog, UserError } from './errors.ts';
 import { createHttpServer } from './http-server.ts';
+import { componentLog, type Logger } from './logger.ts';
 import type { Config } from './options.ts';
 
 export interface RunningServer {
@@ -26,10 +27,7 @@ export interface RunningServer {
  * Rejects with the store's `locked` error when another server owns the directory, and with a
  * `UserError` when the address cannot be listened on; the store is closed again in that case.
  */
-export async function startServer(
-  config: Config,
-  log: (line: string) => void,
-): Promise<RunningServer> {
+export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
   const dataDir = path.resolve(config.data);
   const store = await openVolumeStore({
     dir: dataDir,
@@ -38,7 +36,7 @@ export async function startServer(
     readOnly: config.readOnly,
     cacheSize: config.cacheSize,
     ...(config.compactAt === undefined ? {} : { compactAt: config.compactAt }),
-    log,
+    log: componentLog(logger, 'store'),
   });
   const app = createApp({
     store,
@@ -47,12 +45,12 @@ export async function startServer(
     inlineActive: config.inlineActive,
     adminToken: config.adminToken,
     onUnexpectedError: (err: unknown) =>
-      log(`error while answering a request: ${describeError(err)}`),
+      logger.error(...errorLog(err, 'error while answering a request')),
   });
 
   let listening: Listening;
   try {
-    listening = await listenOn(app.fetch, config, log);
+    listening = await listenOn(app.fetch, config, logger);
   } catch (err) {
     await store.close().catch(() => {});
     throw err;
@@ -64,7 +62,7 @@ export async function startServer(
     config.inlineActive && 'HTML, SVG, XML and PDF files served inline (still sandboxed)',
     config.adminToken !== undefined && 'admin routes on (/admin, bearer token)',
   ].filter(Boolean);
-  if (modes.length > 0) log(modes.join('; '));
+  if (modes.length > 0) logger.info({ modes }, modes.join('; '));
 
   return {
     url: listening.url,
@@ -96,7 +94,7 @@ export type ListenConfig = Pick<
 export async function listenOn(
   fetch: (request: Request) => Response | Promise<Response>,
   config: ListenConfig,
-  log: (line: string) => void,
+  logger: Logger,
 ): Promise<Listening> {
   const limits: ConnectionLimits = {
     maxConnections: config.maxConnections,
@@ -109,7 +107,7 @@ export async function listenOn(
   const { server, drain } = createHttpServer(fetch, limits, defaultHost);
   await listen(server, config.port, config.host);
   // From here on a server error is logged, never fatal: it is not tied to one request.
-  server.on('error', (err) => log(`server error: ${describeError(err)}`));
+  server.on('error', (err) => logger.error(...errorLog(err, 'server error')));
   const { port } = server.address() as AddressInfo;
   return { url: `http://${defaultHost}:${port}`, drain };
 }

@@ -16,10 +16,13 @@ export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
  */
 export const WAIT_LIMIT_MS = 30_000;
 
-/** The line `haystack start` and `node` print once they listen (`(gateway)` for a gateway). */
+/**
+ * The message of the line `haystack start` and `node` log once they listen (`(gateway)` for a
+ * gateway); `waitForLine` matches a log line by its message.
+ */
 export const LISTENING = /^haystack listening on (http:\/\/\S+) \((?:data (.+)|gateway)\)$/;
 
-/** The line it prints after a graceful stop. */
+/** The message of the line it logs after a graceful stop. */
 export const STOPPED = /^haystack stopped/;
 
 export interface Exit {
@@ -36,7 +39,8 @@ export interface CliRun {
   stdout(): string;
   stderr(): string;
   /**
-   * Resolves with the first complete line of `stream` that matches, past or future; rejects when
+   * Resolves with the first complete line of `stream` that matches, past or future (a log line
+   * by its message: `^haystack listening on` matches the JSON line that says it); rejects when
    * the child exits without one, or after `limitMs`.
    */
   waitForLine(
@@ -58,6 +62,31 @@ export interface ServerRun extends CliRun {
 }
 
 export type Env = Record<string, string | undefined>;
+
+/** One line of the server's log (pino's JSON): `level` (30 info, 40 warn...), `time`, `msg`... */
+export type LogRecord = Record<string, unknown> & { level: number; time: string; msg: string };
+
+/** The line as a log record, if it is one. */
+export function logRecord(line: string): LogRecord | undefined {
+  if (!line.startsWith('{')) return undefined;
+  try {
+    const record: unknown = JSON.parse(line);
+    if (typeof record !== 'object' || record === null) return undefined;
+    const { level, time, msg } = record as Record<string, unknown>;
+    const ok = typeof level === 'number' && typeof time === 'string' && typeof msg === 'string';
+    return ok ? (record as LogRecord) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every complete line of `output` that is a log record (a program's other lines are skipped). */
+export function logRecords(output: string): LogRecord[] {
+  return output.split('\n').flatMap((line) => logRecord(line) ?? []);
+}
+
+/** What a pattern is matched against: a log record's message, any other line as it is. */
+const lineText = (line: string): string => logRecord(line)?.msg ?? line;
 
 /** Every child spawned here that has not exited yet, for `killAll`. */
 const running = new Set<CliRun>();
@@ -128,11 +157,16 @@ export function spawnCli(
   ): Promise<RegExpMatchArray> {
     const source = stream === 'stdout' ? child.stdout : child.stderr;
     return new Promise((resolve, reject) => {
+      // Each complete line is looked at once: a server that logs every request writes many.
+      let scanned = 0;
       const check = (): boolean => {
-        const lines = out[stream].split('\n');
-        lines.pop(); // not complete yet
+        const text = out[stream];
+        const end = text.lastIndexOf('\n') + 1; // past it, a line not complete yet
+        const lines = text.slice(scanned, end).split('\n');
+        scanned = end;
+        lines.pop(); // the empty rest after the last newline
         for (const line of lines) {
-          const match = pattern.exec(line);
+          const match = pattern.exec(lineText(line));
           if (match) {
             finish();
             resolve(match);

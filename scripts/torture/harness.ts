@@ -397,7 +397,7 @@ class Torture {
     }
     const checking = performance.now();
     await this.#check(cycle, restarted.url, firstKey, unanswered);
-    await compaction?.afterRestart(restarted.stderr(), this.#live.size);
+    await compaction?.afterRestart(restarted.stdout(), this.#live.size);
     const acked = this.#result.acknowledged - acknowledgedBefore;
     const ms = (from: number, to = performance.now()) => Math.round(to - from);
     this.#log(

@@ -1,7 +1,7 @@
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { repoRoot, useCli } from '../support/cli.ts';
+import { logMessages, logRecords, repoRoot, useCli } from '../support/cli.ts';
 import { getStatus, postFile, randomBody } from '../support/http.ts';
 
 const USAGE = /Usage: haystack <command>/;
@@ -226,8 +226,11 @@ describe('haystack: command line and environment', () => {
     const port = new URL(first.url).port;
     const second = await cli.run(['start', '--data', await cli.tempDir(), '--port', port]);
     expect(second.code).toBe(1);
-    expect(second.stderr).toMatch(new RegExp(`port ${port}.*in use`));
-    expect(second.stderr).not.toMatch(/\n\s+at /);
+    const [refused] = logRecords(second.stdout).filter((r) => r.msg.startsWith('cannot start'));
+    expect(refused?.msg, second.stdout).toMatch(new RegExp(`port ${port}.*in use`));
+    // The user's mistake, not a bug: its message and code, no stack.
+    expect(refused?.err, second.stdout).toMatchObject({ type: 'UserError' });
+    expect(refused?.err).not.toHaveProperty('stack');
   });
 
   it('a start that cannot listen leaves no new data directory behind, and an old one as it was', async () => {
@@ -256,8 +259,10 @@ describe('haystack: command line and environment', () => {
       cli.run(['start', '--data', used, '--port', port]),
     ]);
     for (const run of runs) {
-      expect(run.code, run.stderr).toBe(1);
-      expect(run.stderr).toMatch(/^haystack: cannot start: cannot listen on /);
+      expect(run.code, run.stdout).toBe(1);
+      expect(logMessages(run.stdout), run.stdout).toContainEqual(
+        expect.stringMatching(/^cannot start: cannot listen on /),
+      );
     }
     expect((await readdir(parent)).sort()).toEqual(['empty', 'used']);
     expect(await readdir(empty)).toEqual([]);
@@ -275,11 +280,14 @@ describe('haystack: command line and environment', () => {
       cli.run(['start', '--data', path.join(file, 'data'), '--port', '0']),
     ]);
     expect(onFile.code).toBe(1);
-    expect(onFile.stderr).toBe(`haystack: cannot start ${file}: not a directory\n`);
+    expect(logMessages(onFile.stdout)).toEqual([`cannot start ${file}: not a directory`]);
     expect(under.code).toBe(1);
-    expect(under.stderr).toBe(
-      `haystack: cannot start ${path.join(file, 'data')}: ${file} is not a directory\n`,
-    );
+    expect(logMessages(under.stdout)).toEqual([
+      `cannot start ${path.join(file, 'data')}: ${file} is not a directory`,
+    ]);
+    // Both are whole log lines on stdout, nothing on stderr.
+    expect([onFile.stderr, under.stderr]).toEqual(['', '']);
+    expect(logRecords(onFile.stdout)[0]?.level).toBe(50);
     expect(await readFile(file, 'utf8')).toBe('not a data directory');
     expect(await readdir(dir)).toEqual(['a-file']);
   });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { freePort } from '../../scripts/support/postgres.ts';
-import { useCli } from '../support/cli.ts';
+import { loggedErrors, useCli } from '../support/cli.ts';
 import { testDatabase } from '../support/postgres.ts';
 
 /** `haystack node` and `haystack gateway` from the outside: their flags, and their secrets. */
@@ -62,9 +62,10 @@ describe('haystack node and gateway on the command line', () => {
         '--cluster-token',
         token,
       ]);
-      expect(run.code, run.stderr).toBe(1);
-      expect(run.stderr).toContain('cannot start');
-      expect(run.stderr).toContain(`127.0.0.1:${closed}`);
+      expect(run.code, run.stdout).toBe(1);
+      const [refused] = loggedErrors(run.stdout);
+      expect(refused?.msg, run.stdout).toContain('cannot start');
+      expect(refused?.msg).toContain(`127.0.0.1:${closed}`);
       expect(`${run.stdout}${run.stderr}`).not.toContain('hunter2secret');
     }
   });

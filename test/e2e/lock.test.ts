@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { useCli } from '../support/cli.ts';
+import { loggedErrors, useCli } from '../support/cli.ts';
 import { expectFile, postFile, randomBody } from '../support/http.ts';
 
 describe('haystack start: one server per data directory', () => {
@@ -13,9 +13,10 @@ describe('haystack start: one server per data directory', () => {
     const second = await cli.run(['start', '--data', dir, '--port', '0']);
     expect(second.code).toBe(1);
     expect(second.stdout).not.toMatch(/listening/);
-    expect(second.stderr).toMatch(/lock/i);
-    expect(second.stderr).toContain(String(first.pid)); // names the owner
-    expect(second.stderr).not.toMatch(/\n\s+at /); // a message, not a stack trace
+    const [refused] = loggedErrors(second.stdout);
+    expect(refused?.msg, second.stdout).toMatch(/lock/i);
+    expect(refused?.msg).toContain(String(first.pid)); // names the owner
+    expect(refused?.err).not.toHaveProperty('stack'); // a message, not a stack trace
     expect(first.running()).toBe(true);
     await expectFile(first.url, file);
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { useCli } from '../support/cli.ts';
+import { logRecords, useCli } from '../support/cli.ts';
 import {
   deleteFile,
   expectFile,
@@ -219,14 +219,13 @@ describe('haystack start: --read-only, --require-cookie, --admin-token', () => {
     const doomed = inFirst.slice(0, Math.ceil(inFirst.length * 0.6));
     for (const file of doomed) await deleteFile(server.url, file.key);
 
-    const deadline = Date.now() + 10_000;
-    while (
-      !/volume 1: compacted/.test(server.stdout() + server.stderr()) &&
-      Date.now() < deadline
-    ) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    expect(server.stdout() + server.stderr()).toMatch(/volume 1: \d+% garbage \(compact-at 50%\)/);
+    // The compaction's log lines, from the store, at info.
+    await server.waitForLine(/^volume 1: compacted/);
+    const compaction = logRecords(server.stdout()).filter((r) => r.component === 'store');
+    expect(compaction.map((r) => r.msg)).toContainEqual(
+      expect.stringMatching(/^volume 1: \d+% garbage \(compact-at 50%\), compacting$/),
+    );
+    expect(compaction.every((r) => r.level === 30)).toBe(true);
     expect((await volumeOne())?.bytes).toBeLessThan((before?.bytes ?? 0) / 2);
     for (const file of files) {
       if (doomed.includes(file)) {

@@ -4,12 +4,24 @@ import {
   crash,
   type Env,
   type Exit,
+  type LogRecord,
   listening,
+  logRecords,
   type ServerRun,
   spawnCli,
   stop,
 } from '../../scripts/support/cli-process.ts';
 import { makeTempDir, removeTempDir } from './tmp.ts';
+
+/** The log lines of a server's stdout at error or fatal (pino's 50 and 60), in order. */
+export function loggedErrors(stdout: string): LogRecord[] {
+  return logRecords(stdout).filter((record) => record.level >= 50);
+}
+
+/** The messages of the log lines in a server's stdout, in order. */
+export function logMessages(stdout: string): string[] {
+  return logRecords(stdout).map((record) => record.msg);
+}
 
 /**
  * The CLI runner of scripts/support/cli-process.ts (shared with the crash loop), plus `useCli`:
@@ -20,6 +32,9 @@ export {
   type Env,
   type Exit,
   LISTENING,
+  type LogRecord,
+  logRecord,
+  logRecords,
   repoRoot,
   type ServerRun,
   STOPPED,
