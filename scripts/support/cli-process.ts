@@ -32,10 +32,17 @@ export interface Exit {
   stderr: string;
 }
 
+/**
+ * How much of each stream a run keeps: a server logs a line per request, and a benchmark's
+ * million requests would otherwise pile up in this process (past V8's longest string). Past
+ * twice this, the oldest whole lines are dropped down to this much.
+ */
+const KEPT_OUTPUT = 16 * 1024 * 1024;
+
 export interface CliRun {
   readonly child: ChildProcess;
   readonly pid: number;
-  /** Everything the child wrote so far. */
+  /** What the child wrote so far: all of it, or its last `KEPT_OUTPUT` characters or so. */
   stdout(): string;
   stderr(): string;
   /**
@@ -128,13 +135,22 @@ export function spawnCli(
   if (child.pid === undefined) throw new Error('could not spawn the CLI');
 
   const out = { stdout: '', stderr: '' };
+  /** How many characters of each stream were dropped from the front of `out`. */
+  const dropped = { stdout: 0, stderr: 0 };
+  const append = (stream: 'stdout' | 'stderr', chunk: string) => {
+    let text = out[stream] + chunk;
+    if (text.length > 2 * KEPT_OUTPUT) {
+      const cut = text.indexOf('\n', text.length - KEPT_OUTPUT) + 1;
+      if (cut > 0) {
+        text = text.slice(cut);
+        dropped[stream] += cut;
+      }
+    }
+    out[stream] = text;
+  };
   let alive = true;
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-    out.stdout += chunk;
-  });
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-    out.stderr += chunk;
-  });
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => append('stdout', chunk));
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => append('stderr', chunk));
   const exited = new Promise<Exit>((resolve, reject) => {
     child.once('error', reject);
     // 'close', not 'exit': the output streams are drained by then.
@@ -158,12 +174,14 @@ export function spawnCli(
     const source = stream === 'stdout' ? child.stdout : child.stderr;
     return new Promise((resolve, reject) => {
       // Each complete line is looked at once: a server that logs every request writes many.
+      // `scanned` counts from the stream's start, dropped characters included.
       let scanned = 0;
       const check = (): boolean => {
         const text = out[stream];
+        const base = dropped[stream];
         const end = text.lastIndexOf('\n') + 1; // past it, a line not complete yet
-        const lines = text.slice(scanned, end).split('\n');
-        scanned = end;
+        const lines = text.slice(Math.max(scanned - base, 0), end).split('\n');
+        scanned = base + end;
         lines.pop(); // the empty rest after the last newline
         for (const line of lines) {
           const match = pattern.exec(lineText(line));
