@@ -1,7 +1,9 @@
+import { inspect } from 'node:util';
 import type { Context, Env, ErrorHandler, Handler, NotFoundHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { StoreError, type StoreErrorCode } from '../storage/index.ts';
+import { jsonAnswer } from './json-answer.ts';
 import { requestPath } from './request-path.ts';
 
 /** Every code an error body can carry: the store's, plus those only HTTP has. */
@@ -74,7 +76,7 @@ export function errorResponse(
   headers?: Record<string, string>,
 ): Response {
   const body: ErrorBody = { error: { code, message } };
-  return c.json(body, statusOf(code), headers);
+  return jsonAnswer(c, body, statusOf(code), headers);
 }
 
 /** The code of an `HTTPException` from Hono's middleware, by its status. */
@@ -172,7 +174,14 @@ export function methodNotAllowed(allowed: readonly string[]): Handler {
     });
 }
 
-/** Where unexpected errors go when the app is given no `onUnexpectedError`. */
+/**
+ * Where unexpected errors go when the app is given neither `onUnexpectedError` nor a logger: a
+ * process warning (printed to stderr by Node unless the host listens for 'warning'), not
+ * console.error, so a host decides where library output goes.
+ */
 export function logUnexpected(err: unknown): void {
-  console.error('haystack: unexpected error while serving a request', err);
+  process.emitWarning('haystack: unexpected error while serving a request', {
+    type: 'HaystackWarning',
+    detail: inspect(err),
+  });
 }
