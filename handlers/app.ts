@@ -170,7 +170,7 @@ export function createApp(options: CreateAppOptions): Hono<AppEnv> {
       registry,
       // Process metrics only on a registry of the app's own, started when first scraped: an
       // app nobody scrapes (most in tests) sets up no GC observer or event-loop monitor.
-      givenRegistry === undefined ? () => collectDefaultMetrics({ register: registry }) : undefined,
+      givenRegistry === undefined ? () => processMetrics(registry) : undefined,
     );
     const readOnly = (route: string, handler: Handler<AppEnv>) =>
       app.all(
@@ -218,4 +218,21 @@ function adminGuard(check: MiddlewareHandler) {
       });
       return res as Response;
     };
+}
+
+/**
+ * prom-client's default process metrics, less the three gauges it names `*_total`
+ * (`nodejs_active_handles_total` and the like), which `promtool check metrics` rejects as
+ * non-counters with a counter's suffix; their figures stay, by type, in `nodejs_active_handles`,
+ * `nodejs_active_requests` and `nodejs_active_resources`.
+ */
+function processMetrics(registry: Registry): void {
+  collectDefaultMetrics({ register: registry });
+  for (const name of [
+    'nodejs_active_handles_total',
+    'nodejs_active_requests_total',
+    'nodejs_active_resources_total',
+  ]) {
+    registry.removeSingleMetric(name);
+  }
 }

@@ -11,10 +11,12 @@ import type { Context } from 'hono';
  */
 const REQUEST_ID = Symbol('haystack.requestId');
 const STAMPED_LENGTH = Symbol('haystack.stampedLength');
+const RECEIVED = Symbol('haystack.received');
 
 interface Slots {
-  [REQUEST_ID]?: string;
+  [REQUEST_ID]?: string | undefined;
   [STAMPED_LENGTH]?: number | undefined;
+  [RECEIVED]?: number;
 }
 
 /** Longest request id honoured, in characters: one a log line can carry whole. */
@@ -22,23 +24,37 @@ export const MAX_REQUEST_ID = 200;
 
 /**
  * The client's `X-Request-Id` when it is 1 to 200 visible ASCII characters (`[!-~]`), so it can
- * go into a header and a log line as it is; anything else is replaced by a fresh UUID.
+ * go into a header and a log line as it is; anything else is replaced by a fresh UUID when
+ * `make` (there is a log for the id to find), else there is none: a UUID costs about as much as
+ * the rest of the wrapper, for an id nothing would record.
  */
-export function requestIdFrom(header: string | undefined): string {
+export function requestIdFrom(header: string | undefined, make: boolean): string | undefined {
   if (header === undefined || header.length === 0 || header.length > MAX_REQUEST_ID) {
-    return crypto.randomUUID();
+    return make ? crypto.randomUUID() : undefined;
   }
   for (let i = 0; i < header.length; i++) {
     const char = header.charCodeAt(i);
-    if (char < 0x21 || char > 0x7e) return crypto.randomUUID();
+    if (char < 0x21 || char > 0x7e) return make ? crypto.randomUUID() : undefined;
   }
   return header;
 }
 
-export function beginExchange(c: Context, requestId: string): void {
+export function beginExchange(c: Context, requestId: string | undefined): void {
   const slots = c as Slots;
   slots[REQUEST_ID] = requestId;
   slots[STAMPED_LENGTH] = undefined;
+  slots[RECEIVED] = 0;
+}
+
+/** Counts request body bytes the upload code read (whatever the client declared). */
+export function countReceived(c: Context, bytes: number): void {
+  const slots = c as Slots;
+  if (slots[RECEIVED] !== undefined) slots[RECEIVED] += bytes;
+}
+
+/** Request body bytes read so far. */
+export function receivedBytes(c: Context): number {
+  return (c as Slots)[RECEIVED] ?? 0;
 }
 
 /** The id the wrapper gave this request, if it runs under one. */
@@ -56,11 +72,11 @@ export function stampHeaders(
   length: number,
 ): Record<string, string> {
   const slots = c as Slots;
+  // Only under the wrapper (which sets RECEIVED): the replica routes build answers this way too.
+  if (slots[RECEIVED] === undefined) return headers;
   const id = slots[REQUEST_ID];
-  if (id !== undefined) {
-    headers['X-Request-Id'] = id;
-    slots[STAMPED_LENGTH] = length;
-  }
+  if (id !== undefined) headers['X-Request-Id'] = id;
+  slots[STAMPED_LENGTH] = length;
   return headers;
 }
 

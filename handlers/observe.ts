@@ -1,6 +1,12 @@
 import type { Context, Env, ErrorHandler, Handler, Next } from 'hono';
 import { asError } from './errors.ts';
-import { beginExchange, clearStamp, requestIdFrom, stampedLength } from './exchange.ts';
+import {
+  beginExchange,
+  clearStamp,
+  receivedBytes,
+  requestIdFrom,
+  stampedLength,
+} from './exchange.ts';
 import type { Logger } from './logger.ts';
 import type { MetricsSource } from './metrics/index.ts';
 import { METHOD_LABELS, methodIndex, type RouteTally } from './metrics/route-tally.ts';
@@ -34,7 +40,7 @@ export function requestObserver({ metrics, logger, onError }: ObserveSettings) {
     const tally = metrics?.route(route);
     return async (c, next) => {
       const started = performance.now();
-      const requestId = requestIdFrom(c.req.header('x-request-id'));
+      const requestId = requestIdFrom(c.req.header('x-request-id'), logger !== undefined);
       beginExchange(c, requestId);
       let res: Response;
       let failure: Error | undefined;
@@ -54,15 +60,17 @@ export function requestObserver({ metrics, logger, onError }: ObserveSettings) {
 }
 
 /** What the answer's body declares, with its request id set; HEAD sends no body. */
-function sentBytes(c: Context, res: Response, requestId: string): number {
+function sentBytes(c: Context, res: Response, requestId: string | undefined): number {
   const stamped = stampedLength(c);
   let length = stamped;
   if (stamped === undefined) {
     // An answer not built by stampHeaders (rare paths): its headers are read and set here.
-    try {
-      res.headers.set('X-Request-Id', requestId);
-    } catch {
-      // immutable headers (a Response passed through from fetch): it goes without the id
+    if (requestId !== undefined) {
+      try {
+        res.headers.set('X-Request-Id', requestId);
+      } catch {
+        // immutable headers (a Response passed through from fetch): it goes without the id
+      }
     }
     length = declaredLength(res.headers.get('content-length'));
   }
@@ -81,18 +89,18 @@ function finish(
   status: number,
   seconds: number,
   sent: number,
-  requestId: string,
+  requestId: string | undefined,
   failure: Error | undefined,
 ): void {
   const method = methodIndex(c.req.method);
-  // Only a request that may carry a body is asked for its length: GET and HEAD skip a lookup.
-  const received = method <= 1 ? 0 : declaredLength(c.req.header('content-length'));
+  const received = receivedBytes(c);
   tally?.record(method, status, seconds, received, sent);
   if (logger === undefined) return;
   const fields: Record<string, unknown> = {
     reqId: requestId,
     method: METHOD_LABELS[method],
     route,
+    // As sent, still percent-encoded: a decoded one could put a line break into a log line.
     path: requestPath(c.req.url).slice(0, MAX_LOGGED_PATH),
     status,
     bytes: sent,

@@ -69,7 +69,7 @@ export function registerHttpFamilies(registry: Registry, sources: Sources): void
   talliedCounter(
     registry,
     'haystack_http_received_bytes_total',
-    'Request body bytes received, as declared by Content-Length, by route pattern and method.',
+    'Request body bytes read (stored, or read and dropped before the answer), by route pattern and method.',
     ['route', 'method', 'store'],
     (counter) => {
       for (const [labels, tally] of tallies(sources)) counter.inc(labels, tally.receivedBytes);
