@@ -1,5 +1,5 @@
 import { type Handler, Hono, type MiddlewareHandler } from 'hono';
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { BlobStore } from '../storage/index.ts';
 import { compactVolumes, markVolumeReadOnly, requireAdminToken } from './admin-routes.ts';
 import { checkBearerToken } from './bearer-token.ts';
@@ -9,6 +9,7 @@ import { createErrorHandler, logUnexpected, noRoute } from './errors.ts';
 import { fileRoutes } from './file-routes.ts';
 import type { Logger } from './logger.ts';
 import { appMetrics } from './metrics/index.ts';
+import { ownRegistry, startProcessMetrics } from './metrics/own-registry.ts';
 import { requestObserver } from './observe.ts';
 import { operatingRoutes } from './operating-routes.ts';
 import { storeRoutes } from './store-routes.ts';
@@ -105,7 +106,7 @@ export function createApp(options: CreateAppOptions): Hono<AppEnv> {
 
   // What the store offers is read once, here: no route asks it again per request.
   const { volumes, telemetry } = store.capabilities;
-  const registry = givenRegistry ?? (withOperatingRoutes ? new Registry() : undefined);
+  const registry = givenRegistry ?? (withOperatingRoutes ? ownRegistry() : undefined);
   const metrics = registry && appMetrics(registry, store, telemetry, metricsName, logger);
   // With a logger, the request's log line is where a 5xx's cause goes (once); Hono's onError,
   // which only an error outside every route could reach, still tells someone.
@@ -170,7 +171,7 @@ export function createApp(options: CreateAppOptions): Hono<AppEnv> {
       registry,
       // Process metrics only on a registry of the app's own, started when first scraped: an
       // app nobody scrapes (most in tests) sets up no GC observer or event-loop monitor.
-      givenRegistry === undefined ? () => processMetrics(registry) : undefined,
+      givenRegistry === undefined ? () => startProcessMetrics(registry) : undefined,
     );
     const readOnly = (route: string, handler: Handler<AppEnv>) =>
       app.all(
@@ -218,21 +219,4 @@ function adminGuard(check: MiddlewareHandler) {
       });
       return res as Response;
     };
-}
-
-/**
- * prom-client's default process metrics, less the three gauges it names `*_total`
- * (`nodejs_active_handles_total` and the like), which `promtool check metrics` rejects as
- * non-counters with a counter's suffix; their figures stay, by type, in `nodejs_active_handles`,
- * `nodejs_active_requests` and `nodejs_active_resources`.
- */
-function processMetrics(registry: Registry): void {
-  collectDefaultMetrics({ register: registry });
-  for (const name of [
-    'nodejs_active_handles_total',
-    'nodejs_active_requests_total',
-    'nodejs_active_resources_total',
-  ]) {
-    registry.removeSingleMetric(name);
-  }
 }

@@ -1,4 +1,3 @@
-import { inspect } from 'node:util';
 import type { Context, Env, ErrorHandler, Handler, NotFoundHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
@@ -176,12 +175,26 @@ export function methodNotAllowed(allowed: readonly string[]): Handler {
 
 /**
  * Where unexpected errors go when the app is given neither `onUnexpectedError` nor a logger: a
- * process warning (printed to stderr by Node unless the host listens for 'warning'), not
- * console.error, so a host decides where library output goes.
+ * process warning on Node (printed to stderr unless the host listens for 'warning'), the
+ * platform's `reportError` on a fetch host; never console.error, so a host decides where
+ * library output goes.
  */
 export function logUnexpected(err: unknown): void {
-  process.emitWarning('haystack: unexpected error while serving a request', {
-    type: 'HaystackWarning',
-    detail: inspect(err),
-  });
+  const message = 'haystack: unexpected error while serving a request';
+  if (typeof process !== 'undefined' && typeof process.emitWarning === 'function') {
+    process.emitWarning(message, { type: 'HaystackWarning', detail: describeError(err) });
+  } else {
+    (globalThis as { reportError?: (error: unknown) => void }).reportError?.(err);
+  }
+}
+
+/** The stack of an error and of its causes, for a warning's detail. */
+function describeError(err: unknown): string {
+  const parts: string[] = [];
+  let current: unknown = err;
+  for (let depth = 0; current !== undefined && depth < 5; depth++) {
+    parts.push(current instanceof Error ? (current.stack ?? String(current)) : String(current));
+    current = current instanceof Error ? current.cause : undefined;
+  }
+  return parts.join('\ncaused by: ');
 }

@@ -3,18 +3,13 @@ import type { BlobStore, StoreTelemetry } from '../../storage/index.ts';
 import type { Logger } from '../logger.ts';
 import { registerHttpFamilies } from './http-families.ts';
 import { MetricsSource } from './metrics-source.ts';
-import { registerStoreFamilies, type TelemetryFamilies } from './store-families.ts';
+import { registerStoreFamilies } from './store-families.ts';
 
 export type { MetricsSource } from './metrics-source.ts';
 export type { RouteTally } from './route-tally.ts';
 
-/** A registry's haystack families, registered once, and the apps (sources) that feed them. */
-interface RegistryMetrics {
-  sources: MetricsSource[];
-  telemetry: TelemetryFamilies;
-}
-
-const byRegistry = new WeakMap<Registry, RegistryMetrics>();
+/** A registry's sources: the apps that feed its haystack families, registered once. */
+const byRegistry = new WeakMap<Registry, MetricsSource[]>();
 
 /**
  * The metrics of one app on `registry`. Several apps may share a registry (a parent mounting
@@ -29,14 +24,14 @@ export function appMetrics(
   name: string | undefined,
   logger: Logger | undefined,
 ): MetricsSource {
-  let metrics = byRegistry.get(registry);
-  if (metrics === undefined) {
-    const sources: MetricsSource[] = [];
+  let sources = byRegistry.get(registry);
+  if (sources === undefined) {
+    sources = [];
     registerHttpFamilies(registry, sources);
-    metrics = { sources, telemetry: registerStoreFamilies(registry, sources) };
-    byRegistry.set(registry, metrics);
+    registerStoreFamilies(registry, sources);
+    byRegistry.set(registry, sources);
   }
-  if (metrics.sources.some((source) => source.labels.store === name)) {
+  if (sources.some((source) => source.labels.store === name)) {
     throw new Error(
       name === undefined
         ? 'another app already reports metrics on this registry without a metricsName: give each app sharing a registry its own metricsName'
@@ -44,7 +39,6 @@ export function appMetrics(
     );
   }
   const source = new MetricsSource(store, telemetry, name, logger);
-  metrics.sources.push(source);
-  metrics.telemetry.observe(source);
+  sources.push(source);
   return source;
 }

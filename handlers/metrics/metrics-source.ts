@@ -1,6 +1,7 @@
 import type { BlobStore, CacheStats, StoreStatus, StoreTelemetry } from '../../storage/index.ts';
 import type { Logger } from '../logger.ts';
 import { RouteTally } from './route-tally.ts';
+import { TelemetryTally } from './telemetry-tally.ts';
 
 /**
  * One app's part of a registry's metrics: its const labels (`store`, when named), its routes'
@@ -10,7 +11,8 @@ export class MetricsSource {
   readonly labels: Readonly<Record<string, string>>;
   readonly store: BlobStore;
   readonly routes = new Map<string, RouteTally>();
-  readonly telemetry: StoreTelemetry | undefined;
+  /** The store's events, added up; none when it has no telemetry. */
+  readonly events: TelemetryTally | undefined;
   readonly cacheStats: (() => CacheStats) | undefined;
   /** Scrapes whose status call failed (their store gauges had no samples). */
   statusFailures = 0;
@@ -27,7 +29,7 @@ export class MetricsSource {
     this.labels = name === undefined ? {} : { store: name };
     this.store = store;
     this.#logger = logger;
-    this.telemetry = telemetry;
+    this.events = telemetry && new TelemetryTally(telemetry);
     this.cacheStats = telemetry?.cacheStats?.bind(telemetry);
   }
 

@@ -1,4 +1,4 @@
-import { bucketIndex } from './snapshot-histogram.ts';
+import { HistogramTally } from './family.ts';
 
 /** Request durations, in seconds: 100 us to 10 s. */
 export const DURATION_BUCKETS = [
@@ -38,14 +38,12 @@ export class MethodTally {
   readonly byStatus = new Map<number, number>();
   receivedBytes = 0;
   sentBytes = 0;
-  count = 0;
-  sum = 0;
-  readonly buckets = new Float64Array(DURATION_BUCKETS.length + 1);
+  readonly duration = new HistogramTally(DURATION_BUCKETS);
 }
 
 /**
  * Plain counters for one route pattern, added to on every request and read when scraped: the
- * per-request cost is a few additions (see SnapshotHistogram).
+ * per-request cost is a few additions (see ScrapedFamily).
  */
 export class RouteTally {
   readonly route: string;
@@ -64,10 +62,7 @@ export class RouteTally {
     tally.byStatus.set(status, (tally.byStatus.get(status) ?? 0) + 1);
     tally.receivedBytes += received;
     tally.sentBytes += sent;
-    tally.count++;
-    tally.sum += seconds;
-    const bucket = bucketIndex(DURATION_BUCKETS, seconds);
-    tally.buckets[bucket] = (tally.buckets[bucket] ?? 0) + 1;
+    tally.duration.observe(seconds);
   }
 
   /** Each method seen so far, with its label value. */

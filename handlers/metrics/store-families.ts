@@ -1,12 +1,10 @@
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { CacheStats, StoreObserver, VolumeStatus } from '../../storage/index.ts';
+import type { Registry } from 'prom-client';
+import type { CacheStats, VolumeStatus } from '../../storage/index.ts';
+import { type FamilyValue, ScrapedFamily } from './family.ts';
 import type { MetricsSource } from './metrics-source.ts';
-import { DURATION_BUCKETS } from './route-tally.ts';
+import type { TelemetryTally } from './telemetry-tally.ts';
 
 type Sources = readonly MetricsSource[];
-
-/** Writes made durable by one flush: 1 to 1024, doubling. */
-export const WRITES_PER_FLUSH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 
 const VOLUME_GAUGES: Array<[string, string, (volume: VolumeStatus) => number]> = [
   ['haystack_volume_size_bytes', 'Bytes in the volume file.', (v) => v.bytes],
@@ -29,165 +27,120 @@ const VOLUME_GAUGES: Array<[string, string, (volume: VolumeStatus) => number]> =
   ],
 ];
 
-/** Per-volume gauges, from one `status()` per store per scrape. */
-function registerVolumeGauges(registry: Registry, sources: Sources): void {
-  for (const [name, help, pick] of VOLUME_GAUGES) {
-    new Gauge({
-      name,
-      help,
-      labelNames: ['volume', 'store'],
-      registers: [registry],
-      async collect() {
+/** Per-volume gauges, from one `status()` per store per scrape (see MetricsSource.status). */
+function volumeFamilies(sources: Sources): ScrapedFamily[] {
+  const families = VOLUME_GAUGES.map(
+    ([name, help, pick]) =>
+      new ScrapedFamily(name, help, 'gauge', async () => {
         const statuses = await Promise.all(sources.map((source) => source.status()));
-        // Set whole after the one await, so a concurrent scrape never sees half of it.
-        this.reset();
-        sources.forEach((source, i) => {
-          for (const volume of statuses[i]?.volumes ?? []) {
-            this.set({ ...source.labels, volume: String(volume.id) }, pick(volume));
-          }
-        });
+        return sources.flatMap((source, i) =>
+          (statuses[i]?.volumes ?? []).map((volume) => ({
+            labels: { ...source.labels, volume: String(volume.id) },
+            value: pick(volume),
+          })),
+        );
+      }),
+  );
+  families.push(
+    new ScrapedFamily(
+      'haystack_store_status_failures_total',
+      'Scrapes whose store status call failed; their volume gauges were left out.',
+      'counter',
+      async () => {
+        // After this scrape's status call, so that its failure is counted in this scrape.
+        await Promise.all(sources.map((source) => source.status()));
+        return sources.map((source) => ({ labels: source.labels, value: source.statusFailures }));
       },
-    });
-  }
-  new Counter({
-    name: 'haystack_store_status_failures_total',
-    help: 'Scrapes whose store status call failed; their volume gauges were left out.',
-    labelNames: ['store'],
-    registers: [registry],
-    async collect() {
-      await Promise.all(sources.map((source) => source.status()));
-      this.reset();
-      for (const source of sources) this.inc(source.labels, source.statusFailures);
-    },
-  });
+    ),
+  );
+  return families;
 }
 
 /** Counters and gauges read from the stores' `cacheStats()` when scraped. */
-function registerCacheFamilies(registry: Registry, sources: Sources): void {
-  const families: Array<[string, string, keyof CacheStats, typeof Counter | typeof Gauge]> = [
-    ['haystack_cache_hits_total', 'Reads answered from the needle cache.', 'hits', Counter],
-    ['haystack_cache_misses_total', 'Reads the needle cache could not answer.', 'misses', Counter],
+function cacheFamilies(sources: Sources): ScrapedFamily[] {
+  const families: Array<[string, string, keyof CacheStats, 'counter' | 'gauge']> = [
+    ['haystack_cache_hits_total', 'Reads answered from the needle cache.', 'hits', 'counter'],
+    [
+      'haystack_cache_misses_total',
+      'Reads the needle cache could not answer.',
+      'misses',
+      'counter',
+    ],
     [
       'haystack_cache_bytes',
       'Bytes counted against the cache limit (data and per-entry overhead).',
       'bytes',
-      Gauge,
+      'gauge',
     ],
-    ['haystack_cache_entries', 'Needles in the cache.', 'entries', Gauge],
-    ['haystack_cache_max_bytes', 'The cache limit in bytes (0: no cache).', 'maxBytes', Gauge],
+    ['haystack_cache_entries', 'Needles in the cache.', 'entries', 'gauge'],
+    ['haystack_cache_max_bytes', 'The cache limit in bytes (0: no cache).', 'maxBytes', 'gauge'],
   ];
-  for (const [name, help, field, Kind] of families) {
-    const fill = (metric: Counter | Gauge) => {
-      metric.reset();
-      for (const source of sources) {
-        const stats = source.cacheStats?.();
-        if (stats === undefined) continue;
-        if (metric instanceof Counter) metric.inc(source.labels, stats[field]);
-        else metric.set(source.labels, stats[field]);
-      }
-    };
-    if (Kind === Counter) {
-      new Counter({
-        name,
-        help,
-        labelNames: ['store'],
-        registers: [registry],
-        collect() {
-          fill(this);
-        },
-      });
-    } else {
-      new Gauge({
-        name,
-        help,
-        labelNames: ['store'],
-        registers: [registry],
-        collect() {
-          fill(this);
-        },
-      });
-    }
-  }
+  return families.map(
+    ([name, help, field, type]) =>
+      new ScrapedFamily(name, help, type, () => {
+        const values: FamilyValue[] = [];
+        for (const source of sources) {
+          const stats = source.cacheStats?.();
+          if (stats !== undefined) values.push({ labels: source.labels, value: stats[field] });
+        }
+        return values;
+      }),
+  );
 }
 
-/** The families a store's telemetry events feed, and how a source subscribes to them. */
-export interface TelemetryFamilies {
-  observe(source: MetricsSource): void;
-}
-
-function registerTelemetryFamilies(registry: Registry): TelemetryFamilies {
-  const labelNames = ['store'];
-  const registers = [registry];
-  const flushes = new Counter({
-    name: 'haystack_group_commit_flushes_total',
-    help: 'Group-commit flushes (each makes one or more writes durable).',
-    labelNames,
-    registers,
-  });
-  const writesPerFlush = new Histogram({
-    name: 'haystack_group_commit_writes_per_flush',
-    help: 'Writes made durable by one group-commit flush.',
-    labelNames,
-    buckets: WRITES_PER_FLUSH_BUCKETS,
-    registers,
-  });
-  const flushDuration = new Histogram({
-    name: 'haystack_group_commit_flush_duration_seconds',
-    help: 'Time one group-commit flush took.',
-    labelNames,
-    buckets: DURATION_BUCKETS,
-    registers,
-  });
-  const corruptReads = new Counter({
-    name: 'haystack_corrupt_reads_total',
-    help: 'Reads that found a damaged needle and answered corrupt.',
-    labelNames,
-    registers,
-  });
-  const compactions = new Counter({
-    name: 'haystack_compactions_total',
-    help: 'Volume compactions finished.',
-    labelNames,
-    registers,
-  });
-  const reclaimed = new Counter({
-    name: 'haystack_compaction_reclaimed_bytes_total',
-    help: 'Bytes compactions gave back.',
-    labelNames,
-    registers,
-  });
-  return {
-    observe(source) {
-      const telemetry = source.telemetry;
-      if (telemetry === undefined) return;
-      const labels = source.labels;
-      // Every series exists from the start, at 0, so rate() sees the first event.
-      for (const counter of [flushes, corruptReads, compactions, reclaimed]) counter.inc(labels, 0);
-      writesPerFlush.zero(labels);
-      flushDuration.zero(labels);
-      const observer: StoreObserver = {
-        flushed(writes, seconds) {
-          flushes.inc(labels);
-          writesPerFlush.observe(labels, writes);
-          flushDuration.observe(labels, seconds);
-        },
-        corruptRead() {
-          corruptReads.inc(labels);
-        },
-        compacted(report) {
-          compactions.inc(labels);
-          reclaimed.inc(labels, Math.max(0, report.reclaimedBytes));
-        },
-      };
-      // For the store's lifetime: an app has no close, and the store outlives none of its apps.
-      telemetry.observe(observer);
-    },
-  };
+/** The families the stores' telemetry events feed. */
+function telemetryFamilies(sources: Sources): ScrapedFamily[] {
+  const each =
+    (pick: (events: TelemetryTally, labels: Record<string, string>) => FamilyValue[]) => () =>
+      sources.flatMap((source) => (source.events ? pick(source.events, { ...source.labels }) : []));
+  const counter = (name: string, help: string, value: (events: TelemetryTally) => number) =>
+    new ScrapedFamily(
+      name,
+      help,
+      'counter',
+      each((events, labels) => [{ labels, value: value(events) }]),
+    );
+  const writes = 'haystack_group_commit_writes_per_flush';
+  const duration = 'haystack_group_commit_flush_duration_seconds';
+  return [
+    counter(
+      'haystack_group_commit_flushes_total',
+      'Group-commit flushes (each makes one or more writes durable).',
+      (events) => events.flushes,
+    ),
+    new ScrapedFamily(
+      writes,
+      'Writes made durable by one group-commit flush.',
+      'histogram',
+      each((events, labels) => events.writesPerFlush.values(writes, labels)),
+    ),
+    new ScrapedFamily(
+      duration,
+      'Time one group-commit flush took.',
+      'histogram',
+      each((events, labels) => events.flushDuration.values(duration, labels)),
+    ),
+    counter(
+      'haystack_corrupt_reads_total',
+      'Reads that found a damaged needle and answered corrupt.',
+      (events) => events.corruptReads,
+    ),
+    counter('haystack_compactions_total', 'Volume compactions finished.', (e) => e.compactions),
+    counter(
+      'haystack_compaction_reclaimed_bytes_total',
+      'Bytes compactions gave back.',
+      (events) => events.reclaimedBytes,
+    ),
+  ];
 }
 
 /** Every store family of the common rules, on `registry`. */
-export function registerStoreFamilies(registry: Registry, sources: Sources): TelemetryFamilies {
-  registerVolumeGauges(registry, sources);
-  registerCacheFamilies(registry, sources);
-  return registerTelemetryFamilies(registry);
+export function registerStoreFamilies(registry: Registry, sources: Sources): void {
+  for (const family of [
+    ...volumeFamilies(sources),
+    ...cacheFamilies(sources),
+    ...telemetryFamilies(sources),
+  ]) {
+    family.registerOn(registry);
+  }
 }
