@@ -11,7 +11,7 @@ import type { Logger } from './logger.ts';
 import { appMetrics } from './metrics/index.ts';
 import { ownRegistry, startProcessMetrics } from './metrics/own-registry.ts';
 import { requestObserver } from './observe.ts';
-import { operatingRoutes } from './operating-routes.ts';
+import { healthRoutes, metricsRoute } from './operating-routes.ts';
 import { storeRoutes } from './store-routes.ts';
 import { DEFAULT_DISCARD_BOUNDS, type DiscardBounds } from './upload.ts';
 
@@ -106,6 +106,7 @@ export function createApp(options: CreateAppOptions): Hono<AppEnv> {
 
   // What the store offers is read once, here: no route asks it again per request.
   const { volumes, telemetry } = store.capabilities;
+  // Without the operating routes nothing could read a registry of the app's own.
   const registry = givenRegistry ?? (withOperatingRoutes ? ownRegistry() : undefined);
   const metrics = registry && appMetrics(registry, store, telemetry, metricsName, logger);
   // With a logger, the request's log line is where a 5xx's cause goes (once); Hono's onError,
@@ -161,19 +162,9 @@ export function createApp(options: CreateAppOptions): Hono<AppEnv> {
     ),
   );
 
-  if (registry !== undefined && withOperatingRoutes) {
-    const {
-      metrics: scrape,
-      healthz,
-      readyz,
-    } = operatingRoutes(
-      store,
-      registry,
-      // Process metrics only on a registry of the app's own, started when first scraped: an
-      // app nobody scrapes (most in tests) sets up no GC observer or event-loop monitor.
-      givenRegistry === undefined ? () => startProcessMetrics(registry) : undefined,
-    );
-    const readOnly = (route: string, handler: Handler<AppEnv>) =>
+  if (withOperatingRoutes) {
+    // GET and HEAD only, like every operating route.
+    const getRoute = (route: string, handler: Handler<AppEnv>) =>
       app.all(
         route,
         observe(
@@ -184,10 +175,20 @@ export function createApp(options: CreateAppOptions): Hono<AppEnv> {
           ]),
         ),
       );
-    readOnly('/metrics', scrape);
-    readOnly('/healthz', healthz);
-    readOnly('/readyz', readyz);
-    // `/openapi.json` and `/ui` are added here, the same way.
+    const { healthz, readyz } = healthRoutes(store);
+    getRoute('/healthz', healthz);
+    getRoute('/readyz', readyz);
+    // No registry only where prom-client cannot be loaded (a fetch host) and none was given.
+    if (registry !== undefined) {
+      // Process metrics only on a registry of the app's own, started when first scraped: an
+      // app nobody scrapes (most in tests) sets up no GC observer or event-loop monitor.
+      const beforeFirstScrape =
+        givenRegistry === undefined ? () => startProcessMetrics(registry) : undefined;
+      getRoute('/metrics', metricsRoute(registry, beforeFirstScrape));
+    }
+
+    // ---- other operating routes (added by their own changes) ----
+    // `/openapi.json` and `/ui` go here, with getRoute.
   }
 
   if (adminToken !== undefined) {
