@@ -65,7 +65,9 @@ export function fileRoutes(settings: AppSettings): FileRoutes {
    * GET and HEAD. Hono has no HEAD routes: it runs the GET route with the HEAD request (so
    * `c.req.method` is `HEAD`) and drops the body. HEAD therefore asks the store for `head`
    * only, so no bytes are read for a response that will not carry them. The hot path of every
-   * read: no wrapper, the try (free while nothing is thrown) is its own.
+   * read: no errorsAsErrors wrapper, the try (free while nothing is thrown) is its own; its
+   * answers carry their id and length by `stampHeaders`, so the observing wrapper never reads
+   * their headers.
    */
   const readFile: Handler<AppEnv> = async (c) => {
     try {
