@@ -23,6 +23,7 @@ import path from 'node:path';
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import { validator } from 'hono/validator';
+import pino from 'pino';
 import { createApp } from '../handlers/index.ts';
 import type { BlobStore, FileInfo, FileRead } from '../storage/index.ts';
 import { createHttpServer } from '../wrangler-free-local/http-server.ts';
@@ -194,6 +195,22 @@ const VARIANTS: Variant[] = [
     what: "the store's app (createApp) over the stub, plain @hono/node-server",
     start(port) {
       return plain(createApp({ store: stubStore(), maxBody: 1 << 20 }).fetch, port);
+    },
+  },
+  {
+    name: 'app+log',
+    what: 'app with a pino logger (one line per request) to /dev/null, async, 4 KiB batches',
+    start(port) {
+      const logger = pino(pino.destination({ dest: '/dev/null', sync: false, minLength: 4096 }));
+      return plain(createApp({ store: stubStore(), maxBody: 1 << 20, logger }).fetch, port);
+    },
+  },
+  {
+    name: 'app-no-metrics',
+    what: 'app with operatingRoutes: false and no registry: the wrapper without metrics',
+    start(port) {
+      const app = createApp({ store: stubStore(), maxBody: 1 << 20, operatingRoutes: false });
+      return plain(app.fetch, port);
     },
   },
   {

@@ -3,6 +3,7 @@ import type { VolumeAdmin } from '../storage/index.ts';
 import { requireBearerToken } from './bearer-token.ts';
 import type { AppEnv } from './env.ts';
 import { errorsAsErrors, HttpError } from './errors.ts';
+import { jsonAnswer } from './json-answer.ts';
 import { readSmallBody } from './request-body.ts';
 
 export { BEARER_TOKEN } from './bearer-token.ts';
@@ -63,7 +64,7 @@ export function compactVolumes(volumes: VolumeAdmin | undefined) {
     if (volumes === undefined) {
       throw new HttpError('not_supported', 'this store has no volumes to compact');
     }
-    return c.json({ compacted: await volumes.compact(fromQuery ?? fromBody) }, 200);
+    return jsonAnswer(c, { compacted: await volumes.compact(fromQuery ?? fromBody) }, 200);
   });
 }
 
@@ -77,7 +78,7 @@ export function markVolumeReadOnly(volumes: VolumeAdmin | undefined) {
     if (volumes === undefined) {
       throw new HttpError('not_supported', 'this store has no volumes to mark read-only');
     }
-    return c.json(await volumes.setVolumeReadOnly(id), 200);
+    return jsonAnswer(c, await volumes.setVolumeReadOnly(id), 200);
   });
 }
 

@@ -5,7 +5,8 @@ import type { DiscardBounds } from './upload.ts';
 /**
  * The app's Hono environment. It sets no context variables: what the routes need is
  * `AppSettings`, resolved once by `createApp` and closed over by the handlers, not set again on
- * every request.
+ * every request. (What the per-request wrapper and the handlers tell each other goes in three
+ * symbol slots of the Context, see exchange.ts.)
  */
 export type AppEnv = BlankEnv;
 

@@ -2,6 +2,7 @@ import type { Context, Env, ErrorHandler, Handler, NotFoundHandler } from 'hono'
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { StoreError, type StoreErrorCode } from '../storage/index.ts';
+import { jsonAnswer } from './json-answer.ts';
 import { requestPath } from './request-path.ts';
 
 /** Every code an error body can carry: the store's, plus those only HTTP has. */
@@ -74,7 +75,7 @@ export function errorResponse(
   headers?: Record<string, string>,
 ): Response {
   const body: ErrorBody = { error: { code, message } };
-  return c.json(body, statusOf(code), headers);
+  return jsonAnswer(c, body, statusOf(code), headers);
 }
 
 /** The code of an `HTTPException` from Hono's middleware, by its status. */
@@ -172,7 +173,28 @@ export function methodNotAllowed(allowed: readonly string[]): Handler {
     });
 }
 
-/** Where unexpected errors go when the app is given no `onUnexpectedError`. */
+/**
+ * Where unexpected errors go when the app is given neither `onUnexpectedError` nor a logger: a
+ * process warning on Node (printed to stderr unless the host listens for 'warning'), the
+ * platform's `reportError` on a fetch host; never console.error, so a host decides where
+ * library output goes.
+ */
 export function logUnexpected(err: unknown): void {
-  console.error('haystack: unexpected error while serving a request', err);
+  const message = 'haystack: unexpected error while serving a request';
+  if (typeof process !== 'undefined' && typeof process.emitWarning === 'function') {
+    process.emitWarning(message, { type: 'HaystackWarning', detail: describeError(err) });
+  } else {
+    (globalThis as { reportError?: (error: unknown) => void }).reportError?.(err);
+  }
+}
+
+/** The stack of an error and of its causes, for a warning's detail. */
+function describeError(err: unknown): string {
+  const parts: string[] = [];
+  let current: unknown = err;
+  for (let depth = 0; current !== undefined && depth < 5; depth++) {
+    parts.push(current instanceof Error ? (current.stack ?? String(current)) : String(current));
+    current = current instanceof Error ? current.cause : undefined;
+  }
+  return parts.join('\ncaused by: ');
 }

@@ -2,6 +2,7 @@ import type { Context, Handler } from 'hono';
 import type { FileInfo } from '../storage/index.ts';
 import type { AppEnv, AppSettings } from './env.ts';
 import { asError, errorsAsErrors, HttpError } from './errors.ts';
+import { stampHeaders } from './exchange.ts';
 import {
   fileHeaders,
   fileId,
@@ -11,6 +12,7 @@ import {
   responseBody,
   storedFileJson,
 } from './file-response.ts';
+import { jsonAnswer } from './json-answer.ts';
 import { noneMatchHits, planRangedRead } from './range.ts';
 import { type FileId, parseFileId } from './schemas.ts';
 import { uploadInput } from './upload.ts';
@@ -56,14 +58,16 @@ export function fileRoutes(settings: AppSettings): FileRoutes {
 
   const createFile = errorsAsErrors<AppEnv>(async (c) => {
     const info = await store.put(await uploadInput(c, settings));
-    return jsonResponse(storedFileJson(info), 201, { Location: locationFor(c, info, false) });
+    return jsonAnswer(c, storedFileJson(info), 201, { Location: locationFor(c, info, false) });
   });
 
   /**
    * GET and HEAD. Hono has no HEAD routes: it runs the GET route with the HEAD request (so
    * `c.req.method` is `HEAD`) and drops the body. HEAD therefore asks the store for `head`
    * only, so no bytes are read for a response that will not carry them. The hot path of every
-   * read: no wrapper, the try (free while nothing is thrown) is its own.
+   * read: no errorsAsErrors wrapper, the try (free while nothing is thrown) is its own; its
+   * answers carry their id and length by `stampHeaders`, so the observing wrapper never reads
+   * their headers.
    */
   const readFile: Handler<AppEnv> = async (c) => {
     try {
@@ -75,16 +79,26 @@ export function fileRoutes(settings: AppSettings): FileRoutes {
 
       if (!isHead && ifNoneMatch === undefined && range === undefined) {
         const { info, body } = await store.get(key, undefined, cookie);
-        return plainResponse(responseBody(body), 200, fileHeaders(info, info.size, inlineActive));
+        const headers = stampHeaders(c, fileHeaders(info, info.size, inlineActive), info.size);
+        return plainResponse(responseBody(body), 200, headers);
       }
 
       const info = await store.head(key, cookie);
-      if (noneMatchHits(ifNoneMatch, info.etag)) return c.body(null, 304, notModifiedHeaders(info));
-      if (isHead) return c.body(null, 200, fileHeaders(info, info.size, inlineActive));
+      if (noneMatchHits(ifNoneMatch, info.etag)) {
+        return plainResponse(null, 304, stampHeaders(c, notModifiedHeaders(info), 0));
+      }
+      // HEAD declares the file's length and sends none of it.
+      if (isHead) {
+        return plainResponse(
+          null,
+          200,
+          stampHeaders(c, fileHeaders(info, info.size, inlineActive), 0),
+        );
+      }
 
       const plan = planRangedRead(range, c.req.header('if-range'), info);
       return await rangedAnswer(store, key, cookie, range, plan, info.size, (file, length) =>
-        fileHeaders(file, length, inlineActive),
+        stampHeaders(c, fileHeaders(file, length, inlineActive), length),
       );
     } catch (thrown) {
       throw asError(thrown);
@@ -95,13 +109,13 @@ export function fileRoutes(settings: AppSettings): FileRoutes {
   const replaceFile = errorsAsErrors<AppEnv>(async (c) => {
     const { key, cookie } = fileIdOf(c);
     const info = await store.replace(key, await uploadInput(c, settings), cookie);
-    return jsonResponse(storedFileJson(info), 200, { Location: locationFor(c, info, true) });
+    return jsonAnswer(c, storedFileJson(info), 200, { Location: locationFor(c, info, true) });
   });
 
   const deleteFile = errorsAsErrors<AppEnv>(async (c) => {
     const { key, cookie } = fileIdOf(c);
     await store.delete(key, cookie);
-    return c.json({ key, flag: false as const }, 200);
+    return jsonAnswer(c, { key, flag: false as const }, 200);
   });
 
   return { createFile, readFile, replaceFile, deleteFile };
@@ -113,17 +127,9 @@ export function fileRoutes(settings: AppSettings): FileRoutes {
  * goes straight to `writeHead`. This is the hot path of every read.
  */
 function plainResponse(
-  body: Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array>,
+  body: Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array> | null,
   status: number,
   headers: Record<string, string>,
 ): Response {
   return new Response(body, { status, headers });
-}
-
-/** `c.json` with a header, kept on the plain-headers path (see plainResponse): every write. */
-function jsonResponse(json: unknown, status: number, headers: Record<string, string>): Response {
-  return new Response(JSON.stringify(json), {
-    status,
-    headers: { 'Content-Type': 'application/json', ...headers },
-  });
 }

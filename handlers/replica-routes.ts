@@ -28,7 +28,7 @@ export interface CreateReplicaAppOptions {
   maxBody: number;
   /** The node's id, answered by `GET /status`. Default: the empty string. */
   node?: string | undefined;
-  /** Told about every error answered with a 5xx (see `createApp`). Default: console.error. */
+  /** Told about every error answered with a 5xx (see `createApp`). Default: a process warning. */
   onUnexpectedError?: ((err: unknown) => void) | undefined;
   /** How much of a refused upload is read and dropped (see `createApp`). */
   discardBounds?: DiscardBounds | undefined;

@@ -1,6 +1,7 @@
 import type { Context } from 'hono';
 import type { AppEnv } from './env.ts';
 import { HttpError } from './errors.ts';
+import { countReceived } from './exchange.ts';
 import { parseContentLength } from './schemas.ts';
 
 /**
@@ -13,11 +14,14 @@ export async function readSmallBody(c: Context<AppEnv>, limit: number): Promise<
   const declared = parseContentLength(c.req.header('content-length'));
   if (declared !== undefined && declared > limit) throw tooLarge(limit, declared);
   if (declared !== undefined) {
+    let bytes: Uint8Array;
     try {
-      return new Uint8Array(await c.req.arrayBuffer());
+      bytes = new Uint8Array(await c.req.arrayBuffer());
     } catch (err) {
       throw aborted(err);
     }
+    countReceived(c, bytes.byteLength);
+    return bytes;
   }
   const body = c.req.raw.body;
   if (body === null) return new Uint8Array(0);
@@ -31,6 +35,7 @@ export async function readSmallBody(c: Context<AppEnv>, limit: number): Promise<
       });
       if (result.done) break;
       total += result.value.byteLength;
+      countReceived(c, result.value.byteLength);
       if (total > limit) throw tooLarge(limit);
       chunks.push(result.value);
     }

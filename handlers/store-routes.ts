@@ -2,6 +2,7 @@ import type { Handler } from 'hono';
 import type { BlobStore } from '../storage/index.ts';
 import type { AppEnv } from './env.ts';
 import { errorsAsErrors } from './errors.ts';
+import { jsonAnswer } from './json-answer.ts';
 
 /** DELETE /sync (answers once every volume and index is on disk) and GET /status. */
 export function storeRoutes(store: BlobStore): {
@@ -11,8 +12,8 @@ export function storeRoutes(store: BlobStore): {
   return {
     syncStore: errorsAsErrors(async (c) => {
       const report = await store.sync();
-      return c.json({ synced: true as const, ...report }, 200);
+      return jsonAnswer(c, { synced: true as const, ...report }, 200);
     }),
-    storeStatus: errorsAsErrors(async (c) => c.json(await store.status(), 200)),
+    storeStatus: errorsAsErrors(async (c) => jsonAnswer(c, await store.status(), 200)),
   };
 }

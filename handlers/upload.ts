@@ -2,6 +2,7 @@ import type { Context } from 'hono';
 import type { PutInput } from '../storage/index.ts';
 import type { AppEnv, AppSettings } from './env.ts';
 import { HttpError } from './errors.ts';
+import { countReceived } from './exchange.ts';
 import { readSmallBody, tooLarge } from './request-body.ts';
 import { parseContentLength, parseContentType } from './schemas.ts';
 
@@ -51,7 +52,7 @@ function streamedBody(
       cause: err,
     });
   }
-  return raw && lingeringBody(raw, discardBounds);
+  return raw && lingeringBody(raw, discardBounds, (bytes) => countReceived(c, bytes));
 }
 
 /** How much of a refused upload is still read and dropped before the connection is let go. */
@@ -74,6 +75,8 @@ export const DEFAULT_DISCARD_BOUNDS: DiscardBounds = { maxBytes: 64 * 1024 * 102
 function lingeringBody(
   raw: ReadableStream<Uint8Array>,
   bounds: DiscardBounds,
+  /** Told of every chunk read, for the received-bytes metric. */
+  received: (bytes: number) => void,
 ): ReadableStream<Uint8Array> {
   const reader = raw.getReader();
   return new ReadableStream<Uint8Array>(
@@ -81,10 +84,13 @@ function lingeringBody(
       async pull(controller) {
         const { done, value } = await reader.read();
         if (done) controller.close();
-        else controller.enqueue(value);
+        else {
+          received(value.byteLength);
+          controller.enqueue(value);
+        }
       },
       cancel() {
-        void discardRest(reader, bounds);
+        void discardRest(reader, bounds, received);
       },
     },
     { highWaterMark: 0 },
@@ -94,6 +100,7 @@ function lingeringBody(
 async function discardRest(
   reader: ReadableStreamDefaultReader<Uint8Array>,
   { maxBytes, maxMs }: DiscardBounds,
+  received: (bytes: number) => void,
 ): Promise<void> {
   // A timer, not a clock read between chunks: a body that stalls is let go on time too.
   const timer = setTimeout(() => void reader.cancel().catch(() => {}), maxMs);
@@ -103,6 +110,7 @@ async function discardRest(
       const { done, value } = await reader.read();
       if (done) return;
       dropped += value.byteLength;
+      received(value.byteLength);
     }
     await reader.cancel().catch(() => {});
   } catch {

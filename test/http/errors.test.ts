@@ -136,14 +136,17 @@ describe('unexpected errors', () => {
     expect(reported.cause).toBe('a bare string');
   });
 
-  it('go to console.error when no handler is given', async () => {
-    const spy = vi.spyOn(console, 'error').mockImplementation(() => {});
+  it('go to a process warning when neither a handler nor a logger is given', async () => {
+    const spy = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
     try {
       const store = faultyStore('status', new Error('kaput'));
       const app = createApp({ store, maxBody: MAX_BODY });
       await expectError(await app.request('/status'), 500, 'internal');
       expect(spy).toHaveBeenCalledTimes(1);
-      expect(spy.mock.calls[0]).toContainEqual(new Error('kaput'));
+      const [message, options] = spy.mock.calls[0] as [string, { type: string; detail: string }];
+      expect(message).toMatch(/unexpected error while serving a request/);
+      expect(options.type).toBe('HaystackWarning');
+      expect(options.detail).toContain('kaput');
     } finally {
       spy.mockRestore();
     }
