@@ -3,7 +3,7 @@ import { openDirectory } from '../adapters/cluster/directory/index.ts';
 import { createReplicaClient } from '../adapters/cluster/replica-client.ts';
 import { createApp } from '../handlers/index.ts';
 import { optionsOf } from './commands.ts';
-import { errorLog, UserError } from './errors.ts';
+import { UserError } from './errors.ts';
 import { componentLog, createLogger } from './logger.ts';
 import { type Config, loggableConfig } from './options.ts';
 import { runServer } from './run-server.ts';
@@ -58,8 +58,8 @@ export async function runGateway(config: GatewayConfig): Promise<void> {
         maxBody: config.maxBody,
         requireCookie: config.requireCookie,
         inlineActive: config.inlineActive,
-        onUnexpectedError: (err: unknown) =>
-          logger.error(...errorLog(err, 'error while answering a request')),
+        // One line per request, at error with its cause for a 5xx.
+        logger,
       });
       const listening = await listenOn(app.fetch, config, logger).catch(async (err: unknown) => {
         await store.close().catch(() => {});

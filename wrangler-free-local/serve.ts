@@ -44,8 +44,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     requireCookie: config.requireCookie,
     inlineActive: config.inlineActive,
     adminToken: config.adminToken,
-    onUnexpectedError: (err: unknown) =>
-      logger.error(...errorLog(err, 'error while answering a request')),
+    // One line per request, at error with its cause for a 5xx.
+    logger,
   });
 
   let listening: Listening;
