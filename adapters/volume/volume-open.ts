@@ -63,6 +63,7 @@ export async function openDataDir(dir: string, log: (line: string) => void): Pro
 }
 
 export async function closeVolume(volume: Volume): Promise<void> {
+  await volume.seal(); // a clean stop leaves no zeros past the last needle
   await volume.index.close();
   await volume.file.close();
 }
