@@ -12,9 +12,13 @@
  *
  * for N = 1 KiB, 64 KiB and a group-commit-like batch of 32 x 1 KiB in one write. Then what
  * pre-sizing itself costs: writing zeros in steps of 4, 16 and 64 MiB plus one fdatasync, and
- * that cost spread over the writes a step holds.
+ * that cost spread over the writes a step holds. Last, the store itself: durable puts into two
+ * volume stores side by side, one writing zeros ahead of its tail (`presizeStep`, the default)
+ * and one not (`presizeStep: 0`, the store before issue 13 item 2): one caller (each put waits
+ * for its own flush), then 32 callers (group commit), the stores taking turns.
  *
  *   npm run bench:flush -- [--rounds 5] [--flushes 200] [--dir /path/on/the/disk/to/measure]
+ *                          [--no-store]
  */
 import { execFileSync } from 'node:child_process';
 import {
@@ -30,6 +34,7 @@ import {
 } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { openVolumeStore, type VolumeStore } from '../adapters/volume/index.ts';
 import { fmt, loadLine, machineLine, median, parseArgs, parseCount, ROOT, table } from './lib.ts';
 
 const KiB = 1024;
@@ -41,6 +46,8 @@ const rounds = parseCount(String(args.get('rounds') ?? '5'));
 const flushes = parseCount(String(args.get('flushes') ?? '200'));
 const withFallocate = args.get('fallocate') !== false && hasFallocate();
 const presizeRepeats = parseCount(String(args.get('presize-repeats') ?? '3'));
+const withStore = args.get('store') !== false;
+const CALLERS = 32;
 
 const SIZES = [
   { label: '1 KiB', bytes: KiB, writesPerFlush: 1 },
@@ -124,6 +131,7 @@ try {
   }
   console.log(table(presize));
   console.log(loadLine());
+  if (withStore) await measureStores();
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
@@ -165,6 +173,97 @@ function measureRound(bytes: number, round: number): Record<Mode, number[]> {
     }
   }
   return timings;
+}
+
+/** Durable puts into a store with zeros ahead and one without, taking turns. */
+async function measureStores(): Promise<void> {
+  console.log(
+    `\nthe store, fsync always: put latency with 1 caller (us), puts/s with ${CALLERS} callers; ` +
+      'zeros = presizeStep default, none = presizeStep 0',
+  );
+  const rows = [
+    [
+      '',
+      'none p50',
+      'p90',
+      'zeros p50',
+      'p90',
+      'zeros/none',
+      'none puts/s',
+      'zeros puts/s',
+      'ratio',
+    ],
+  ];
+  const ratios = new Map<string, { latency: number[]; rate: number[] }>();
+  for (let round = 1; round <= rounds; round++) {
+    for (const size of [KiB, 64 * KiB]) {
+      const label = `${size / KiB} KiB, round ${round}`;
+      const stores = {
+        none: await openVolumeStore({ dir: mkdtempSync(path.join(dir, 'none-')), presizeStep: 0 }),
+        zeros: await openVolumeStore({ dir: mkdtempSync(path.join(dir, 'zeros-')) }),
+      };
+      try {
+        const body = Buffer.alloc(size, 0x61);
+        // Untimed: the first zeros ahead of a fresh volume (a whole step) are not the steady state.
+        for (const store of [stores.none, stores.zeros]) await putsPerSecond(store, body, flushes);
+        const latency = { none: [] as number[], zeros: [] as number[] };
+        const order = [stores.none, stores.zeros];
+        for (let i = 0; i < flushes; i++) {
+          for (let k = 0; k < 2; k++) {
+            const store = order[(i + k) % 2] as VolumeStore;
+            const start = process.hrtime.bigint();
+            await store.put({ body });
+            const us = Number(process.hrtime.bigint() - start) / 1000;
+            (store === stores.none ? latency.none : latency.zeros).push(us);
+          }
+        }
+        const rate = { none: 0, zeros: 0 };
+        for (const name of round % 2
+          ? (['none', 'zeros'] as const)
+          : (['zeros', 'none'] as const)) {
+          rate[name] = await putsPerSecond(stores[name], body, flushes * 4);
+        }
+        const entry = ratios.get(`${size / KiB} KiB`) ?? { latency: [], rate: [] };
+        entry.latency.push(median(latency.zeros) / median(latency.none));
+        entry.rate.push(rate.zeros / rate.none);
+        ratios.set(`${size / KiB} KiB`, entry);
+        rows.push([
+          label,
+          fmt(median(latency.none)),
+          fmt(percentile(latency.none, 0.9)),
+          fmt(median(latency.zeros)),
+          fmt(percentile(latency.zeros, 0.9)),
+          fmt(median(latency.zeros) / median(latency.none), 2),
+          fmt(rate.none),
+          fmt(rate.zeros),
+          fmt(rate.zeros / rate.none, 2),
+        ]);
+      } finally {
+        await stores.none.close();
+        await stores.zeros.close();
+      }
+    }
+  }
+  console.log(table(rows));
+  console.log('\nover rounds, min / median / max:');
+  const summary = [['', 'latency zeros/none', 'puts/s zeros/none']];
+  for (const [label, entry] of ratios) {
+    summary.push([label, spread(entry.latency).join(' / '), spread(entry.rate).join(' / ')]);
+  }
+  console.log(table(summary));
+  console.log(loadLine());
+}
+
+/** `count` durable puts by CALLERS callers at once. */
+async function putsPerSecond(store: VolumeStore, body: Buffer, count: number): Promise<number> {
+  let left = count;
+  const start = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: CALLERS }, async () => {
+      while (left-- > 0) await store.put({ body });
+    }),
+  );
+  return count / (Number(process.hrtime.bigint() - start) / 1e9);
 }
 
 /** Writes real zeros over [0, bytes) and flushes them once. */
