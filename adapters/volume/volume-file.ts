@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readSync, writevSync } from 'node:fs';
-import { type FileHandle, link, open, unlink } from 'node:fs/promises';
+import { type FileHandle, link, open, statfs, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { StoreError } from '../../storage/index.ts';
 import { syncDirectory } from './fs-util.ts';
@@ -34,6 +35,8 @@ export class VolumeFile {
   /** Identifies this volume's life; an index file made for another volume is not trusted. */
   readonly nonce: Buffer;
   readonly #handle: FileHandle;
+  /** The directory: a compaction's copy is renamed, but stays in it. */
+  readonly #dir: string;
   /**
    * Bytes in the file as this process last left it, zeros written ahead of the tail included
    * (reads never look past it).
@@ -46,10 +49,11 @@ export class VolumeFile {
   #readers = 0;
   #retired = false;
 
-  private constructor(id: number, nonce: Buffer, handle: FileHandle, size: number) {
+  private constructor(id: number, nonce: Buffer, handle: FileHandle, size: number, path: string) {
     this.id = id;
     this.nonce = nonce;
     this.#handle = handle;
+    this.#dir = dirname(path);
     this.size = size;
     this.#issuedEnd = size;
   }
@@ -75,7 +79,7 @@ export class VolumeFile {
       await link(temp, path);
       await unlink(temp);
       await syncDirectory(path);
-      return new VolumeFile(id, nonce, handle, SUPERBLOCK_SIZE);
+      return new VolumeFile(id, nonce, handle, SUPERBLOCK_SIZE, path);
     } catch (err) {
       await handle.close();
       await unlink(temp).catch(() => {});
@@ -92,7 +96,7 @@ export class VolumeFile {
       const { bytesRead } = await handle.read(superblock, 0, SUPERBLOCK_SIZE, 0);
       const problem = checkSuperblock(superblock, bytesRead, id);
       if (problem) throw new StoreError('corrupt', `volume ${path}: ${problem}`);
-      return new VolumeFile(id, Buffer.from(superblock.subarray(16, 24)), handle, size);
+      return new VolumeFile(id, Buffer.from(superblock.subarray(16, 24)), handle, size, path);
     } catch (err) {
       await handle.close();
       throw err;
@@ -162,6 +166,17 @@ export class VolumeFile {
     if (at > this.size) this.size = at;
   }
 
+  /** Bytes free for this process on the volume's filesystem. */
+  async freeBytes(): Promise<number> {
+    const { bavail, bsize } = await statfs(this.#dir);
+    return bavail * bsize;
+  }
+
+  /** Where the bytes written or being written end: past it only zeros written ahead. */
+  get writtenEnd(): number {
+    return this.#issuedEnd;
+  }
+
   /** Whether a write of [start, end) has to wait for zeros being written (`write` waits). */
   zeroingOverlaps(start: number, end: number): boolean {
     const zeroing = this.#zeroing;
@@ -196,13 +211,15 @@ export class VolumeFile {
     if (end <= from) return 0;
     const done = this.#handle.write(ZEROS, 0, end - from, from);
     this.#zeroing = { from, to: end, done: done.catch(() => {}) };
+    let written: number;
     try {
-      await done;
+      // Short on a filesystem that is nearly full; the next call meets ENOSPC.
+      written = (await done).bytesWritten;
     } finally {
       this.#zeroing = undefined;
     }
-    if (end > this.size) this.size = end;
-    return end - from;
+    if (from + written > this.size) this.size = from + written;
+    return written;
   }
 
   async datasync(): Promise<void> {

@@ -36,6 +36,12 @@ export interface Presize {
   limit: number;
 }
 
+/**
+ * Zeros are written only while the filesystem has this many steps free: they must not take the
+ * last space of a disk, which the index and the needles past the zeros still need.
+ */
+const FREE_STEPS = 4;
+
 /** Space handed to one write; its index entries follow the entries of all earlier slots. */
 export interface Slot {
   readonly offset: number;
@@ -90,13 +96,16 @@ export class Volume {
 
   /**
    * The volume takes no more appends: no more zeros, and those written ahead are cut off once
-   * the writes in progress are done, so that the file ends at its last needle.
+   * the writes in progress are done, so that the file ends at its last needle. Bytes of a write
+   * that failed and gave its space back stay, as without zeros: start-up may find the needle
+   * whole, and then its key is never handed out again.
    */
   async seal(): Promise<void> {
     this.#presize = undefined;
     await this.settled();
-    if (this.file.size <= this.#tail) return;
-    const cut = this.file.cut(this.#tail).catch(() => {}); // zeros left behind are harmless
+    const end = Math.max(this.#tail, this.file.writtenEnd);
+    if (this.file.size <= end) return;
+    const cut = this.file.cut(end).catch(() => {}); // zeros left behind are harmless
     this.#background = cut;
     await cut;
     if (this.#background === cut) this.#background = undefined;
@@ -155,6 +164,9 @@ export class Volume {
 
   /** Zeros up to `target` a piece at a time, each flushed (writers' flushes share them). */
   async #zeroAhead(target: number): Promise<void> {
+    const free = await this.file.freeBytes().catch(() => 0);
+    // Low on space: no more zeros in this volume; appends grow the file as they would without.
+    if (!this.#presize || free < FREE_STEPS * this.#presize.step) this.#presize = undefined;
     while (this.#presize) {
       let written: number;
       try {
