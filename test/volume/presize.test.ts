@@ -170,6 +170,21 @@ describe('zeros ahead of the tail', () => {
   });
 });
 
+describe('a flush that fails', () => {
+  it('fails every later flush of the volume: the kernel reports a lost write once, maybe to the flush of zeros', async () => {
+    const volume = await freshVolume();
+    const file = volume.file;
+    const datasync = file.datasync.bind(file);
+    let failures = 1;
+    file.datasync = () => (failures-- > 0 ? Promise.reject(new Error('EIO')) : datasync());
+    await appendTo(volume, randomBytes(100));
+    await expect(volume.flush()).rejects.toThrow('EIO');
+    // The disk's next flush would succeed over the loss: the volume's does not.
+    await expect(volume.flush()).rejects.toThrow('EIO');
+    await datasync();
+  });
+});
+
 describe('the store with zeros ahead', () => {
   async function open(options: Parameters<typeof openVolumeStore>[0]): Promise<VolumeStore> {
     const store = await openVolumeStore(options);
