@@ -96,7 +96,8 @@ async function rebuildIndex(
   let batch = Buffer.allocUnsafe(ENTRIES_PER_WRITE * INDEX_ENTRY_SIZE);
   let count = 0;
   const writes: Buffer[] = [indexHeader(file.nonce)];
-  await scanVolume(
+  let torn = false;
+  const dataEnd = await scanVolume(
     file,
     (event) => {
       if (event.type === 'needle') {
@@ -117,6 +118,7 @@ async function rebuildIndex(
         }
       } else if (event.type !== 'void') {
         report.corrupt++;
+        if (event.type === 'torn') torn = true;
         const what =
           event.type === 'torn' ? 'torn tail, cut at the next start' : 'damaged needle, skipped';
         report.problems.push({
@@ -134,5 +136,6 @@ async function rebuildIndex(
   writes.push(batch.subarray(0, count * INDEX_ENTRY_SIZE));
   const path = indexPath(dir, file.id);
   await writeFileAtomic(path, rebuildPath(path), writes);
-  report.bytes += file.size;
+  // Zeros written ahead of the appends are no data; a torn tail was scanned like the rest.
+  report.bytes += torn ? file.size : dataEnd;
 }

@@ -36,7 +36,8 @@ const BLOCK_SIZE = 8 * 1024 * 1024;
  * Reads a volume from `from` to its end, verifying every needle's checksums, and reports each
  * needle and each damaged region to `onEvent`, synchronously and in order (a callback, not an
  * async iterator: start-up scans millions of needles). Returns where the valid data ends: the end
- * of the file, or the start of a torn tail.
+ * of the file, the start of a torn tail, or the start of a zero tail (zeros written ahead of the
+ * appends: from a needle boundary where no needle starts, every byte to the end is zero).
  */
 export async function scanVolume(
   volume: VolumeFile,
@@ -50,6 +51,11 @@ export async function scanVolume(
   while (position < end) {
     const found = await readNeedleAt(reader, position, end);
     if (found.type === 'damaged') {
+      // A needle's magic is never zero, so zeros to the end hide no needle: the volume ends here.
+      if (await allZero(reader, position, end)) {
+        options.onProgress?.(end);
+        return position;
+      }
       const next = await findNextHeader(reader, position + NEEDLE_ALIGNMENT, end);
       if (next === undefined) {
         onEvent({ type: 'torn', offset: position, length: end - position, problem: found.problem });
@@ -107,6 +113,19 @@ async function findNextHeader(
     }
   }
   return undefined;
+}
+
+const ZEROS = Buffer.alloc(64 * 1024);
+
+/** Whether every byte of [from, end) is zero. */
+async function allZero(reader: BlockReader, from: number, end: number): Promise<boolean> {
+  for (let offset = from; offset < end; ) {
+    const block = await reader.view(offset, Math.min(end - offset, ZEROS.byteLength));
+    if (block.byteLength === 0) return true; // the file shrank under us: nothing more to see
+    if (!block.equals(ZEROS.subarray(0, block.byteLength))) return false;
+    offset += block.byteLength;
+  }
+  return true;
 }
 
 /** Sequential reads through one reused buffer. */

@@ -122,8 +122,20 @@ async function startVolume(state: StoreState): Promise<void> {
     throw diskError(err);
   });
   const { volume } = await loadVolume(dir, file, state.live, state.telemetry);
+  const sealed = state.writable;
   state.volumes.set(id, volume);
   state.writable = volume;
+  presizeWritable(state);
+  // In the background: writes still under way in the sealed volume finish first.
+  void sealed.seal();
+}
+
+/** The writable volume writes zeros ahead of its tail, if the settings want them. */
+export function presizeWritable(state: StoreState): void {
+  const { presizeStep, volumeSize, readOnly } = state.settings;
+  if (presizeStep > 0 && !readOnly) {
+    state.writable.presize({ step: presizeStep, limit: volumeSize });
+  }
 }
 
 /**

@@ -62,7 +62,7 @@ async function copyWithoutGarbage(
 ): Promise<CompactReport> {
   const { dir } = state.settings;
   await volume.settled();
-  const bytesBefore = volume.file.size;
+  const bytesBefore = volume.tail; // not the zeros written ahead of it
   const { live } = state;
   const copy = await copyLiveNeedles(dir, volume.file, (key, offset) =>
     live.holds(key, volume.id, offset),

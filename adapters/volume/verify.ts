@@ -136,7 +136,7 @@ export async function verifyDataDir(options: {
     }
     try {
       const checker = new VolumeCheck(id, file, report);
-      await checker.scan(onProgress);
+      const bytesRead = await checker.scan(onProgress);
       checker.compareIndex(index, compactionIndex);
       await checker.judgeRegions();
       for (const [offset, needle] of checker.needles) {
@@ -159,7 +159,7 @@ export async function verifyDataDir(options: {
         }
         live.add(needle.key);
       }
-      report.bytes += file.size;
+      report.bytes += bytesRead;
     } finally {
       await file.close();
     }
@@ -211,9 +211,10 @@ class VolumeCheck {
     this.#report = report;
   }
 
-  async scan(onProgress?: (progress: VerifyProgress) => void): Promise<void> {
+  /** Returns the bytes read, not counting zeros written ahead of the appends. */
+  async scan(onProgress?: (progress: VerifyProgress) => void): Promise<number> {
     const totalBytes = this.#file.size;
-    await scanVolume(
+    const dataEnd = await scanVolume(
       this.#file,
       (event) => {
         if (event.type === 'needle') {
@@ -231,6 +232,7 @@ class VolumeCheck {
           }
         : {},
     );
+    return this.#regions.at(-1)?.type === 'torn' ? totalBytes : dataEnd;
   }
 
   /**

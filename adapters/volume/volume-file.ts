@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readSync, writevSync } from 'node:fs';
-import { type FileHandle, link, open, unlink } from 'node:fs/promises';
+import { type FileHandle, link, open, statfs, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { StoreError } from '../../storage/index.ts';
 import { syncDirectory } from './fs-util.ts';
@@ -18,22 +19,43 @@ export const SUPERBLOCK_SIZE = 32;
 const MAGIC = Buffer.from('HAYSTACK', 'latin1');
 const FORMAT_VERSION = 1;
 
+/** Zeros ahead of the tail are written a piece at a time: see `extendWithZeros`. */
+export const ZERO_PIECE = 1024 * 1024;
+const ZEROS = Buffer.alloc(ZERO_PIECE);
+
+/** Zeros being written: writes into [from, to) wait until they are. */
+interface Zeroing {
+  from: number;
+  to: number;
+  done: Promise<unknown>;
+}
+
 export class VolumeFile {
   readonly id: number;
   /** Identifies this volume's life; an index file made for another volume is not trusted. */
   readonly nonce: Buffer;
   readonly #handle: FileHandle;
-  /** Bytes in the file as this process last left it (reads never look past it). */
+  /** The directory: a compaction's copy is renamed, but stays in it. */
+  readonly #dir: string;
+  /**
+   * Bytes in the file as this process last left it, zeros written ahead of the tail included
+   * (reads never look past it).
+   */
   size: number;
+  /** Where the writes issued so far end, some maybe still under way: zeros go past it only. */
+  #issuedEnd: number;
+  #zeroing: Zeroing | undefined;
   /** Reads in progress; a file replaced by compaction is closed once none is left. */
   #readers = 0;
   #retired = false;
 
-  private constructor(id: number, nonce: Buffer, handle: FileHandle, size: number) {
+  private constructor(id: number, nonce: Buffer, handle: FileHandle, size: number, path: string) {
     this.id = id;
     this.nonce = nonce;
     this.#handle = handle;
+    this.#dir = dirname(path);
     this.size = size;
+    this.#issuedEnd = size;
   }
 
   /**
@@ -57,7 +79,7 @@ export class VolumeFile {
       await link(temp, path);
       await unlink(temp);
       await syncDirectory(path);
-      return new VolumeFile(id, nonce, handle, SUPERBLOCK_SIZE);
+      return new VolumeFile(id, nonce, handle, SUPERBLOCK_SIZE, path);
     } catch (err) {
       await handle.close();
       await unlink(temp).catch(() => {});
@@ -74,7 +96,7 @@ export class VolumeFile {
       const { bytesRead } = await handle.read(superblock, 0, SUPERBLOCK_SIZE, 0);
       const problem = checkSuperblock(superblock, bytesRead, id);
       if (problem) throw new StoreError('corrupt', `volume ${path}: ${problem}`);
-      return new VolumeFile(id, Buffer.from(superblock.subarray(16, 24)), handle, size);
+      return new VolumeFile(id, Buffer.from(superblock.subarray(16, 24)), handle, size, path);
     } catch (err) {
       await handle.close();
       throw err;
@@ -131,6 +153,11 @@ export class VolumeFile {
   async write(buffers: readonly Buffer[], position: number): Promise<void> {
     let at = position;
     let pending = buffers.filter((b) => b.byteLength > 0);
+    const end = position + pending.reduce((total, b) => total + b.byteLength, 0);
+    if (end > this.#issuedEnd) this.#issuedEnd = end;
+    // Zeros landing after these bytes would erase them.
+    const zeroing = this.#zeroing;
+    if (zeroing && position < zeroing.to && end > zeroing.from) await zeroing.done;
     while (pending.length > 0) {
       const { bytesWritten } = await this.#handle.writev(pending, at);
       at += bytesWritten;
@@ -139,7 +166,27 @@ export class VolumeFile {
     if (at > this.size) this.size = at;
   }
 
-  /** `write` on the calling thread, for small batches that only reach the page cache. */
+  /** Bytes free for this process on the volume's filesystem. */
+  async freeBytes(): Promise<number> {
+    const { bavail, bsize } = await statfs(this.#dir);
+    return bavail * bsize;
+  }
+
+  /** Where the bytes written or being written end: past it only zeros written ahead. */
+  get writtenEnd(): number {
+    return this.#issuedEnd;
+  }
+
+  /** Whether a write of [start, end) has to wait for zeros being written (`write` waits). */
+  zeroingOverlaps(start: number, end: number): boolean {
+    const zeroing = this.#zeroing;
+    return zeroing !== undefined && start < zeroing.to && end > zeroing.from;
+  }
+
+  /**
+   * `write` on the calling thread, for small batches that only reach the page cache. The caller
+   * checks `zeroingOverlaps` first: this cannot wait.
+   */
   writeNow(buffers: readonly Buffer[], position: number): void {
     let at = position;
     let pending = buffers.filter((b) => b.byteLength > 0);
@@ -149,6 +196,30 @@ export class VolumeFile {
       pending = skipBytes(pending, bytesWritten);
     }
     if (at > this.size) this.size = at;
+    if (at > this.#issuedEnd) this.#issuedEnd = at;
+  }
+
+  /**
+   * Writes zeros from the end of everything written or being written towards `to`, at most
+   * `ZERO_PIECE` bytes, and returns how many it wrote (0: nothing left below `to`). The caller
+   * flushes after each piece: that flush commits the file's new size, and later flushes of data
+   * written over the zeros commit data only.
+   */
+  async extendWithZeros(to: number): Promise<number> {
+    const from = Math.max(this.size, this.#issuedEnd);
+    const end = Math.min(to, from + ZERO_PIECE);
+    if (end <= from) return 0;
+    const done = this.#handle.write(ZEROS, 0, end - from, from);
+    this.#zeroing = { from, to: end, done: done.catch(() => {}) };
+    let written: number;
+    try {
+      // Short on a filesystem that is nearly full; the next call meets ENOSPC.
+      written = (await done).bytesWritten;
+    } finally {
+      this.#zeroing = undefined;
+    }
+    if (from + written > this.size) this.size = from + written;
+    return written;
   }
 
   async datasync(): Promise<void> {
@@ -157,9 +228,18 @@ export class VolumeFile {
 
   /** Cuts the file (a torn tail found at start-up) and makes the cut durable. */
   async truncate(length: number): Promise<void> {
-    await this.#handle.truncate(length);
+    await this.cut(length);
     await this.#handle.datasync();
+  }
+
+  /**
+   * Cuts the zeros written ahead off a volume that takes no more appends. Not flushed: zeros
+   * past the last needle are the end of the volume whether the cut reaches the disk or not.
+   */
+  async cut(length: number): Promise<void> {
+    await this.#handle.truncate(length);
     this.size = length;
+    this.#issuedEnd = length;
   }
 
   async close(): Promise<void> {

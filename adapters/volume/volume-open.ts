@@ -68,6 +68,7 @@ export async function openDataDir(
 }
 
 export async function closeVolume(volume: Volume): Promise<void> {
+  await volume.seal(); // a clean stop leaves no zeros past the last needle
   await volume.index.close();
   await volume.file.close();
 }

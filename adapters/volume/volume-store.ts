@@ -24,7 +24,7 @@ import { tombstone } from './needle.ts';
 import { NeedleCache } from './needle-cache.ts';
 import { markReadOnly } from './read-only-marker.ts';
 import { listKeys, putReplica } from './replica-write.ts';
-import { append } from './store-append.ts';
+import { append, presizeWritable } from './store-append.ts';
 import { compactVolumes } from './store-compact.ts';
 import { closed } from './store-errors.ts';
 import { type StoreSettings, storeSettings, type VolumeStoreOptions } from './store-options.ts';
@@ -87,6 +87,7 @@ export class VolumeStore implements BlobStore {
       compact: (id) => this.compact(id),
       garbageGrew: () => this.#autoCompactor?.poke(),
     };
+    presizeWritable(this.#state);
     this.#autoCompactor =
       settings.compactAt === undefined
         ? undefined

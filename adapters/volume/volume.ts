@@ -24,6 +24,24 @@ const SYNC_WRITE_MAX = 1024 * 1024;
 /** writev takes at most IOV_MAX (1024 on Linux) buffers at once. */
 const MAX_RUN_BUFFERS = 512;
 
+/**
+ * Zeros written ahead of the tail (issue 13 item 2): a flush of bytes written over space the
+ * file already has commits data only, a flush after an append also commits the new size (a
+ * journal commit on ext4), 28-35 % more per flush here (docs/PERFORMANCE.md). `step`: how far
+ * ahead; the next zeros are written once less than half of it is left. `limit`: no zeros past it
+ * (the volume size, at which the volume takes no more appends).
+ */
+export interface Presize {
+  step: number;
+  limit: number;
+}
+
+/**
+ * Zeros are written only while the filesystem has this many steps free: they must not take the
+ * last space of a disk, which the index and the needles past the zeros still need.
+ */
+const FREE_STEPS = 4;
+
 /** Space handed to one write; its index entries follow the entries of all earlier slots. */
 export interface Slot {
   readonly offset: number;
@@ -53,6 +71,16 @@ export class Volume {
   /** Writes waiting for the end of this turn of the event loop, in runs of adjacent bytes. */
   readonly #runs: Run[] = [];
   #writeScheduled = false;
+  /** Set while this volume takes appends and its zeros are wanted (see Presize). */
+  #presize: Presize | undefined;
+  /** The zeros being written ahead, or the cut of a sealed volume; never rejects. */
+  #background: Promise<void> | undefined;
+  /**
+   * A flush that failed. The kernel reports a failed flush once, and a later one succeeds over
+   * what was lost: when the failure met a flush of zeros, no writer saw it, so every later flush
+   * of this volume fails with it (the store then stops writing, see Durability).
+   */
+  #failedFlush: { error: unknown } | undefined;
 
   constructor(file: VolumeFile, index: IndexWriter, counts: VolumeCounts, flushes: FlushObserver) {
     this.file = file;
@@ -60,13 +88,37 @@ export class Volume {
     this.counts = counts;
     this.#tail = file.size;
     this.#flushes = flushes;
-    this.#commit = new GroupCommit(() => file.datasync(), flushes);
+    this.#commit = new GroupCommit(() => this.#syncData(), flushes);
+  }
+
+  /** Writes zeros ahead of the tail from now on (the volume takes appends). */
+  presize(presize: Presize): void {
+    this.#presize = presize;
+  }
+
+  /**
+   * The volume takes no more appends: no more zeros, and those written ahead are cut off once
+   * the writes in progress are done, so that the file ends at its last needle. Bytes of a write
+   * that failed and gave its space back stay, as without zeros: start-up may find the needle
+   * whole, and then its key is never handed out again.
+   */
+  async seal(): Promise<void> {
+    this.#presize = undefined;
+    await this.settled();
+    const end = Math.max(this.#tail, this.file.writtenEnd);
+    if (this.file.size <= end) return;
+    const cut = this.file.cut(end).catch(() => {}); // zeros left behind are harmless
+    this.#background = cut;
+    await cut;
+    if (this.#background === cut) this.#background = undefined;
   }
 
   /** Resolves once every write to this volume in progress has finished (or failed). */
-  settled(): Promise<void> {
-    if (this.#slots.length === 0) return Promise.resolve();
-    return new Promise((resolve) => this.#settledWaiters.push(resolve));
+  async settled(): Promise<void> {
+    if (this.#slots.length > 0) {
+      await new Promise<void>((resolve) => this.#settledWaiters.push(resolve));
+    }
+    await this.#background;
   }
 
   /**
@@ -78,7 +130,7 @@ export class Volume {
     this.file = file;
     this.index = index;
     this.#tail = file.size;
-    this.#commit = new GroupCommit(() => file.datasync(), this.#flushes);
+    this.#commit = new GroupCommit(() => this.#syncData(), this.#flushes);
     return old;
   }
 
@@ -98,7 +150,53 @@ export class Volume {
     const slot: Slot = { offset: this.#tail, length, entries: undefined };
     this.#tail += length;
     this.#slots.push(slot);
+    if (this.#presize && !this.#background) this.#zeroAheadIfShort(this.#presize);
     return slot;
+  }
+
+  #zeroAheadIfShort({ step, limit }: Presize): void {
+    const target = Math.min(this.#tail + step, limit);
+    if (this.file.size - this.#tail >= step / 2 || target <= this.file.size) return;
+    const work = this.#zeroAhead(target);
+    this.#background = work;
+    void work.finally(() => {
+      if (this.#background === work) this.#background = undefined;
+    });
+  }
+
+  /** Zeros up to `target` a piece at a time, each flushed (writers' flushes share them). */
+  async #zeroAhead(target: number): Promise<void> {
+    const free = await this.file.freeBytes().catch(() => 0);
+    // Low on space: no more zeros in this volume; appends grow the file as they would without.
+    if (!this.#presize || free < FREE_STEPS * this.#presize.step) this.#presize = undefined;
+    while (this.#presize) {
+      let written: number;
+      try {
+        written = await this.file.extendWithZeros(target);
+      } catch {
+        // A full disk, say: appends go on growing the file, as they would without zeros.
+        this.#presize = undefined;
+        return;
+      }
+      if (written === 0) return;
+      // A failure is kept for the next writer's flush (see #failedFlush). It makes no write
+      // durable: 0, so the flush metrics count only writers' flushes.
+      const flushed = await this.flush(0).then(
+        () => true,
+        () => false,
+      );
+      if (!flushed) return;
+    }
+  }
+
+  async #syncData(): Promise<void> {
+    if (this.#failedFlush) throw this.#failedFlush.error;
+    try {
+      await this.file.datasync();
+    } catch (err) {
+      this.#failedFlush = { error: err };
+      throw err;
+    }
   }
 
   /**
@@ -123,7 +221,8 @@ export class Volume {
   #writeRuns(): void {
     this.#writeScheduled = false;
     for (const run of this.#runs.splice(0)) {
-      if (run.end - run.start > SYNC_WRITE_MAX) {
+      // Large runs, and runs that must wait for zeros being written there, go through the pool.
+      if (run.end - run.start > SYNC_WRITE_MAX || this.file.zeroingOverlaps(run.start, run.end)) {
         this.file.write(run.buffers, run.start).then(run.done.resolve, run.done.reject);
         continue;
       }

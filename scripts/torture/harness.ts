@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm, stat, truncate, unlink } from 'node:fs/promises';
+import { mkdtemp, open, readdir, rm, stat, truncate, unlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { volumeIds } from '../../adapters/volume/data-dir.ts';
@@ -39,8 +39,9 @@ import { Random } from './random.ts';
  * and record every answer; a random delay after the first acknowledged
  * write the server is killed with SIGKILL. In `kill` cycles `verify` must then find no problem in
  * what the kill left. In `lost-cache` cycles the machine crash is simulated on top (each volume
- * cut to a random length between the end of its last acknowledged needle and its length, the
- * index files cut or dropped). Then the index files are sometimes dropped or rebuilt with
+ * cut to a random length between the end of its last acknowledged needle and its length, or
+ * zeroed from there to its end as when its size was on disk but not the data, the index files
+ * cut or dropped). Then the index files are sometimes dropped or rebuilt with
  * `reload`; the server is started again and everything the clients were told is checked:
  *
  * - every acknowledged live key reads back byte-exact (SHA-256) with its content type;
@@ -571,10 +572,16 @@ class Torture {
       if (size <= floor) continue;
       const roll = rng.next();
       const cut = roll < 0.2 ? floor : roll < 0.3 ? size : rng.int(floor, size);
-      if (cut < size) {
+      if (cut < size && rng.next() < 0.5) {
         await truncate(file, cut);
         this.#result.bytesCut += size - cut;
         steps.push(`volume ${id} cut to ${cut} of ${size} bytes`);
+      } else if (cut < size) {
+        // The store writes zeros ahead of its tail and flushes them: the file's size survives
+        // the crash, the data written over the zeros since the last flush does not.
+        await zeroFrom(file, cut, size);
+        this.#result.bytesCut += size - cut;
+        steps.push(`volume ${id} zeroed from ${cut} to its end (${size} bytes)`);
       }
     }
     for (const name of await readdir(dir)) {
@@ -856,4 +863,17 @@ function inPieces(bytes: Uint8Array): ReadableStream<Uint8Array> {
       at += 64 * 1024;
     },
   });
+}
+
+/** Overwrites [from, to) of a file with zeros, as a crash loses what was written over zeros. */
+async function zeroFrom(file: string, from: number, to: number): Promise<void> {
+  const handle = await open(file, 'r+');
+  try {
+    const zeros = Buffer.alloc(Math.min(to - from, 1024 * 1024));
+    for (let at = from; at < to; at += zeros.byteLength) {
+      await handle.write(zeros, 0, Math.min(zeros.byteLength, to - at), at);
+    }
+  } finally {
+    await handle.close();
+  }
 }

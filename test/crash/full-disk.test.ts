@@ -192,6 +192,57 @@ describe('a full disk', () => {
     }
   });
 
+  it('zeros written ahead of the tail: writes into them go on while the disk is full, past them 507, nothing acknowledged lost', async (ctx) => {
+    const mnt = requireMount(ctx);
+    const dir = path.join(mnt, 'data-4');
+    // Small steps, so that the 2 MiB disk has the free space zeros need (4 steps).
+    let store = await openVolumeStore({ dir, presizeStep: 64 * 1024 });
+    const { app } = setup(store);
+    const files = new Map<number, Sent>();
+    let filler: string | undefined;
+    try {
+      for (let i = 0; i < 10; i++) {
+        const bytes = randomBytes(20_000 + i);
+        const { res, json } = await post(app, bytes, 'image/png');
+        expect(res.status).toBe(201);
+        files.set(json.key as number, { bytes, contentType: 'image/png' });
+      }
+      filler = await fillDisk(mnt);
+      // Larger than any zeros ahead: needs new space.
+      expect((await post(app, randomBytes(200_000), 'image/jpeg')).res.status).toBe(507);
+      // Small writes may land in the zeros (space the volume already has), until they run out.
+      let refused = 0;
+      for (let i = 0; i < 40 && refused === 0; i++) {
+        const bytes = randomBytes(4000);
+        const { res, json } = await post(app, bytes, 'text/plain');
+        if (res.status === 201) files.set(json.key as number, { bytes, contentType: 'text/plain' });
+        else {
+          expect(res.status).toBe(507);
+          refused++;
+        }
+      }
+      expect(refused).toBe(1);
+      await expectFiles(app, files);
+      await unlink(filler);
+      filler = undefined;
+      const bytes = randomBytes(200_000);
+      const after = await post(app, bytes, 'image/jpeg');
+      expect(after.res.status).toBe(201);
+      files.set(after.json.key as number, { bytes, contentType: 'image/jpeg' });
+      expect((await app.request('/sync', { method: 'DELETE' })).status).toBe(200);
+    } finally {
+      if (filler) await unlink(filler);
+      await store.close();
+    }
+    store = await openVolumeStore({ dir });
+    try {
+      await expectFiles(setup(store).app, files);
+      expect((await store.status()).liveNeedles).toBe(files.size);
+    } finally {
+      await store.close();
+    }
+  });
+
   // Regression: an index entry that could not be written (ENOSPC) used to be a sticky failure,
   // rethrown raw. The write itself was fine (its needle is on disk; it got 201), but from then on
   // DELETE /sync answered 500 `internal`, even after the space was freed, and close() rejected, so

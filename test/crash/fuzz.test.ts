@@ -201,8 +201,18 @@ function expectSoundScan(volume: Buffer, events: readonly ScanEvent[], end: numb
     }
     position = event.offset + event.length;
   });
-  expect(position).toBe(volume.byteLength);
-  if (events.at(-1)?.type !== 'torn') expect(end).toBe(volume.byteLength);
+  if (events.at(-1)?.type === 'torn') {
+    expect(position).toBe(volume.byteLength);
+  } else {
+    // The events end where the scan says the data ends; past it only zeros (written ahead of the
+    // appends), which hide no needle.
+    expect(end).toBe(position);
+    expect(isAllZero(volume.subarray(end)), `non-zero bytes past the end ${end}`).toBe(true);
+  }
+}
+
+function isAllZero(bytes: Buffer): boolean {
+  return bytes.every((byte) => byte === 0);
 }
 
 const smallNeedle: fc.Arbitrary<NeedleFields | { void: number }> = fc.oneof(
@@ -250,6 +260,57 @@ describe('scanner (fuzzed)', () => {
               expect(found.has(SUPERBLOCK_SIZE + offset), `needle ${i} at ${offset}`).toBe(true);
             }
             offset += part.byteLength;
+          }
+        },
+      ),
+      runs(200),
+    );
+  });
+
+  it('on pre-sized volumes: the zeros after the last needle are its end, and a byte set in them is damage, never the end', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(smallNeedle, { minLength: 0, maxLength: 6 }),
+        fc.integer({ min: 0, max: 3000 }),
+        fc.array(
+          fc.record({
+            at: fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
+            value: fc.integer({ min: 1, max: 255 }),
+          }),
+          { maxLength: 2 },
+        ),
+        async (needles, zeros, sets) => {
+          const parts = needles.map(encodeAny);
+          const data = Buffer.concat(parts);
+          const body = Buffer.concat([data, Buffer.alloc(zeros)]);
+          const changed =
+            zeros === 0 ? [] : sets.map((x) => data.byteLength + Math.floor(x.at * zeros));
+          sets.forEach((x, i) => {
+            if (changed[i] !== undefined) body.writeUInt8(x.value, changed[i] as number);
+          });
+          const offsets: number[] = [];
+          for (let at = SUPERBLOCK_SIZE, i = 0; i < parts.length; i++) {
+            offsets.push(at);
+            at += (parts[i] as Buffer).byteLength;
+          }
+          const { events, end } = await scanBytes(body);
+          const volume = Buffer.concat([superblock, body]);
+          expectSoundScan(volume, events, end);
+          const needlesEnd = SUPERBLOCK_SIZE + data.byteLength;
+          const found = events.filter((e) => e.type === 'needle' || e.type === 'void');
+          // Every needle before the zeros is found whole, wherever a byte was set after them.
+          expect(found.map((e) => e.offset)).toEqual(offsets);
+          if (changed.length === 0) {
+            expect(end).toBe(needlesEnd);
+            expect(events.length).toBe(found.length);
+          } else {
+            // The set byte is inside a region reported as damaged (torn: cut at the next start).
+            const first = SUPERBLOCK_SIZE + Math.min(...changed);
+            const damaged = events.filter((e) => e.type === 'torn' || e.type === 'corrupt');
+            expect(damaged.some((e) => e.offset <= first && first < e.offset + e.length)).toBe(
+              true,
+            );
+            expect(end).toBeLessThanOrEqual(first);
           }
         },
       ),

@@ -1,4 +1,4 @@
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openVolumeStore, rebuildIndexes, type VolumeStore } from '../../adapters/volume/index.ts';
@@ -126,10 +126,14 @@ function originalFile(key: number): Recorded | undefined {
   return records.find((r) => r.kind === 'file' && r.key === key);
 }
 
-async function withStore(what: string, check: (store: VolumeStore) => Promise<void>) {
+async function withStore(
+  what: string,
+  check: (store: VolumeStore) => Promise<void>,
+  log: (line: string) => void = () => {},
+) {
   let store: VolumeStore;
   try {
-    store = await openVolumeStore({ dir, log: () => {} });
+    store = await openVolumeStore({ dir, log });
   } catch (err) {
     throw new Error(`${what}: start-up threw ${String(err)}`);
   }
@@ -214,4 +218,130 @@ describe('every byte flipped', () => {
       }
     });
   }
+});
+
+/**
+ * The volume as a crash leaves it when the store writes zeros ahead of its tail: the needles,
+ * then zeros up to where the last zero step got (written, or a hole if only the size reached the
+ * disk). Zeros from a needle boundary to the end are the end of the volume; anything else there
+ * is damage, handled like a torn tail.
+ */
+describe('every byte cut, with zeros ahead of the tail', () => {
+  const ZEROS = 4096 + 24;
+
+  it('a needle cut at each offset of the last two, then zeros: start-up and reload keep everything before the cut', async () => {
+    const tombstone = records.at(-2) as Recorded;
+    for (let cut = tombstone.offset; cut <= original.byteLength; cut++) {
+      const what = `cut at ${cut}, then ${ZEROS} zeros`;
+      const volume = Buffer.concat([original.subarray(0, cut), Buffer.alloc(ZEROS)]);
+      // A needle cut only in its zero padding is whole again.
+      const intact = (r: Recorded) =>
+        volume
+          .subarray(r.offset, r.offset + r.length)
+          .equals(original.subarray(r.offset, r.offset + r.length));
+      const survivors = records.filter(intact);
+      const live = liveAfter(survivors);
+      // The needle the cut went through, if any.
+      const cutNeedle = records.find((r) => r.offset < cut && !intact(r));
+
+      // Start-up with the index as it was: entries are written only for needles on disk, so it
+      // describes the needles before the cut (here all of them, its last entries maybe lagging).
+      await writeFile(datPath, volume);
+      await writeFile(idxPath, originalIndex.subarray(0, 16 + 16 * survivors.length));
+      await withStore(what, async (store) => {
+        await expectState(store, live, undefined, what);
+        expect((await store.status()).liveNeedles).toBe(live.size);
+      });
+
+      await writeFile(datPath, volume);
+      await rm(idxPath);
+      const report = await rebuild(what);
+      expect(report.live, what).toBe(live.size);
+      // The cut needle: a torn tail, or a needle whose checksum fails; nothing else.
+      expect(report.problems.length, what).toBe(cutNeedle ? 1 : 0);
+      await withStore(`${what}, after reload`, async (store) => {
+        await expectState(store, live, undefined, `${what}, after reload`);
+        expect((await store.status()).liveNeedles).toBe(live.size);
+      });
+      // Start-up cut the zeros off: the volume ends at its last needle or damaged region.
+      expect((await stat(datPath)).size, what).toBeLessThanOrEqual(cut + ZEROS);
+      expect((await stat(datPath)).size, what).toBeLessThan(volume.byteLength);
+    }
+  });
+
+  it('cut anywhere in the zeros, written or a hole: nothing lost, nothing reported, the zeros cut off', async () => {
+    const live = liveAfter(records);
+    const lengths = [...Array.from({ length: 65 }, (_, i) => i), 1000, 4095, 4096, 4097, ZEROS];
+    for (const sparse of [false, true]) {
+      for (const zeros of lengths) {
+        const what = `${zeros} zeros${sparse ? ' (a hole)' : ''} after the last needle`;
+        if (sparse) {
+          await writeFile(datPath, original);
+          await truncate(datPath, original.byteLength + zeros);
+        } else {
+          await writeFile(datPath, Buffer.concat([original, Buffer.alloc(zeros)]));
+        }
+        await writeFile(idxPath, originalIndex);
+        const report = await rebuild(what);
+        expect(report.problems, what).toEqual([]);
+        expect(report.bytes, what).toBe(original.byteLength);
+        const logs: string[] = [];
+        await withStore(
+          what,
+          async (store) => {
+            await expectState(store, live, undefined, what);
+            expect((await store.status()).volumes[0]?.bytes, what).toBe(original.byteLength);
+          },
+          (line) => logs.push(line),
+        );
+        expect(logs, what).toEqual([]);
+        expect((await readFile(datPath)).equals(original), what).toBe(true);
+      }
+    }
+  });
+
+  it('a byte set anywhere in the zeros is damage (a torn tail, reported and cut), never taken for the end', async () => {
+    const live = liveAfter(records);
+    const ZEROS_HERE = 96;
+    for (let at = 0; at < ZEROS_HERE; at++) {
+      const what = `byte ${at} of ${ZEROS_HERE} zeros set`;
+      const zeros = Buffer.alloc(ZEROS_HERE);
+      zeros.writeUInt8(0x01 << (at % 8), at);
+      const volume = Buffer.concat([original, zeros]);
+      await writeFile(datPath, volume);
+      await rm(idxPath);
+      const report = await rebuild(what);
+      expect(
+        report.problems.map((p) => p.message),
+        what,
+      ).toEqual([expect.stringMatching(/^torn tail, cut at the next start/)]);
+      expect(report.problems[0]?.offset, what).toBe(original.byteLength);
+      const logs: string[] = [];
+      await withStore(
+        what,
+        (store) => expectState(store, live, undefined, what),
+        (line) => logs.push(line),
+      );
+      expect(logs, what).toEqual([
+        expect.stringMatching(new RegExp(`cut a torn tail of ${ZEROS_HERE} bytes`)),
+      ]);
+      expect((await readFile(datPath)).equals(original), what).toBe(true);
+    }
+  });
+
+  it('zeros in place of a needle are not the end when a needle follows them', async () => {
+    const middle = records[2] as Recorded;
+    const volume = Buffer.from(original);
+    volume.fill(0, middle.offset, middle.offset + middle.length);
+    const zeroed = Buffer.concat([volume, Buffer.alloc(1024)]);
+    const live = liveAfter(records.filter((r) => r !== middle));
+    await writeFile(datPath, zeroed);
+    await rm(idxPath);
+    const report = await rebuild('a needle zeroed');
+    expect(report.live).toBe(live.size);
+    expect(report.problems.map((p) => p.offset)).toEqual([middle.offset]);
+    await withStore('a needle zeroed', (store) =>
+      expectState(store, live, middle.key, 'a needle zeroed'),
+    );
+  });
 });
