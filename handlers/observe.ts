@@ -7,7 +7,7 @@ import {
   requestIdFrom,
   stampedLength,
 } from './exchange.ts';
-import type { Logger } from './logger.ts';
+import type { Logger, RequestLogFields } from './logger.ts';
 import type { MetricsSource } from './metrics/index.ts';
 import { METHOD_LABELS, methodIndex, type RouteTally } from './metrics/route-tally.ts';
 import { requestPath } from './request-path.ts';
@@ -96,9 +96,9 @@ function finish(
   const received = receivedBytes(c);
   tally?.record(method, status, seconds, received, sent);
   if (logger === undefined) return;
-  const fields: Record<string, unknown> = {
+  const fields: RequestLogFields & { err?: Error } = {
     reqId: requestId,
-    method: METHOD_LABELS[method],
+    method: METHOD_LABELS[method] ?? 'other',
     route,
     // As sent, still percent-encoded: a decoded one could put a line break into a log line.
     path: requestPath(c.req.url).slice(0, MAX_LOGGED_PATH),
@@ -111,6 +111,8 @@ function finish(
     if (status >= 500) {
       if (failure !== undefined) fields.err = failure;
       logger.error(fields, 'request');
+    } else if (logger.request) {
+      logger.request(fields);
     } else {
       logger.info(fields, 'request');
     }

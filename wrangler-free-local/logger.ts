@@ -1,9 +1,14 @@
-import pino, { type Logger } from 'pino';
+import pino, { type Logger as PinoLogger } from 'pino';
 import { isColorSupported, prettyFactory } from 'pino-pretty';
+import type { RequestLogFields } from '../handlers/logger.ts';
 import { isActionable } from './errors.ts';
 import type { LogLevel } from './option-values.ts';
 
-export type { Logger };
+/**
+ * pino's logger, with the request line's fast path (`request`) when it writes JSON; a child
+ * has it too, through its prototype.
+ */
+export type Logger = PinoLogger & { request?(fields: RequestLogFields): void };
 
 /**
  * How the log is written: one JSON object a line for a program (a pipe, a file, a collector),
@@ -43,7 +48,7 @@ export function createLogger({
     timestamp: pino.stdTimeFunctions.isoTime,
     serializers: { err: serializeError },
   };
-  if (format === 'json') return pino(options, out);
+  if (format === 'json') return withRequestLines(pino(options, out), out);
   const prettify = prettyFactory({
     // Colour only on the terminal itself, and not against NO_COLOR (colorette's check).
     colorize: destination === 1 && isColorSupported,
@@ -52,6 +57,39 @@ export function createLogger({
     singleLine: true,
   });
   return pino(options, { write: (line: string) => out.write(prettify(line)) });
+}
+
+/** pino's pre-serialized bindings of a logger (`,"pid":1,"role":"node"`), what it writes. */
+const BINDINGS = pino.symbols.chindingsSym;
+const INFO = 30;
+
+/**
+ * The request line (handlers/logger.ts `request`), written as pino would write
+ * `info(fields, 'request')` with these options (isoTime, the logger's bindings), to the same
+ * destination so lines stay in order. Every request logs one: pino's general serializer costs
+ * 4-8 us a line on a 2-core machine, this about 1 (docs/PERFORMANCE.md). A method, so a child
+ * (`role`) writes its own bindings.
+ */
+function withRequestLines(logger: Logger, out: { write(line: string): unknown }): Logger {
+  // The time as ISO text, made once per millisecond: making it costs a request about 1 us here,
+  // and requests come many to a millisecond under load.
+  let isoMs = -1;
+  let iso = '';
+  function request(this: Logger, fields: RequestLogFields): void {
+    if (this.levelVal > INFO) return;
+    const now = Date.now();
+    if (now !== isoMs) {
+      isoMs = now;
+      iso = new Date(now).toISOString();
+    }
+    const { reqId, method, route, path, status, bytes, received, durationMs } = fields;
+    const id = reqId === undefined ? '' : `,"reqId":${JSON.stringify(reqId)}`;
+    const bindings = (this as unknown as Record<symbol, string>)[BINDINGS] ?? '';
+    out.write(
+      `{"level":${INFO},"time":"${iso}"${bindings}${id},"method":${JSON.stringify(method)},"route":${JSON.stringify(route)},"path":${JSON.stringify(path)},"status":${status},"bytes":${bytes},"received":${received},"durationMs":${durationMs},"msg":"request"}\n`,
+    );
+  }
+  return Object.assign(logger, { request });
 }
 
 /**
