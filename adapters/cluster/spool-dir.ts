@@ -1,6 +1,7 @@
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { isAlive } from '../process-alive.ts';
 
 const PREFIX = 'haystack-gateway-spool-';
 
@@ -15,19 +16,9 @@ export async function makeSpoolDir(): Promise<string> {
   await Promise.all(
     entries.map(async (name) => {
       const pid = Number(/^haystack-gateway-spool-(\d+)-/.exec(name)?.[1]);
-      if (!Number.isSafeInteger(pid) || pid === process.pid || isRunning(pid)) return;
+      if (!Number.isSafeInteger(pid) || pid === process.pid || isAlive(pid)) return;
       await rm(path.join(base, name), { recursive: true, force: true }).catch(() => {});
     }),
   );
   return mkdtemp(path.join(base, `${PREFIX}${process.pid}-`));
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: it runs, as another user.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

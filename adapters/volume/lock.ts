@@ -1,6 +1,7 @@
 import { open, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StoreError } from '../../storage/index.ts';
+import { isAlive } from '../process-alive.ts';
 
 export const LOCK_FILE = 'LOCK';
 
@@ -43,15 +44,6 @@ export async function lockDirectory(dir: string): Promise<DirectoryLock> {
       throw locked(path, owner);
     }
     await unlink(path).catch(() => {}); // stale: its owner is gone
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -2,7 +2,7 @@
 export async function eachLimited<T>(
   items: readonly T[],
   limit: number,
-  task: (item: T) => Promise<void>,
+  task: (item: T) => Promise<unknown>,
 ): Promise<void> {
   let next = 0;
   const worker = async () => {

@@ -109,21 +109,8 @@ export async function getStatus(url: string): Promise<StatusJson> {
   return (await res.json()) as StatusJson;
 }
 
-/** Runs `task` over `items`, at most `limit` at a time. */
-export async function eachLimited<T>(
-  items: readonly T[],
-  limit: number,
-  task: (item: T) => Promise<unknown>,
-): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const item = items[next++] as T;
-      await task(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
+/** Runs `task` over `items`, at most `limit` at a time (the crash loop's own). */
+export { eachLimited } from '../../scripts/torture/each-limited.ts';
 
 /**
  * What a restart (or an index rebuild) must keep: every live file byte-exact with its type,
