@@ -1,5 +1,6 @@
 import type { InferOutput } from 'valibot';
 import type { BlobStore, FileInfo, FileRead, Key } from '../storage/index.ts';
+import { releaseAfterSend } from './after-send.ts';
 import type { storedFileSchema } from './answer-schemas.ts';
 import { HttpError } from './errors.ts';
 import { contentRange, type RangePlan, unsatisfiedRange } from './range.ts';
@@ -116,6 +117,31 @@ function hasPlainBuffer(bytes: Uint8Array): bytes is Uint8Array<ArrayBuffer> {
 }
 
 /**
+ * The answer carrying a read's bytes, with the read's `release` left for the host to call once
+ * it has been sent (after-send.ts). An answer that does not carry the store's own bytes (a
+ * copy), or that cannot be made, gives them back at once. A read whose answer is never made
+ * (its headers failed) is simply never given back, which is always safe.
+ */
+export function lentAnswer(
+  read: FileRead,
+  status: number,
+  headers: Record<string, string>,
+): Response {
+  const { release } = read;
+  if (release === undefined) return new Response(responseBody(read.body), { status, headers });
+  try {
+    const body = responseBody(read.body);
+    const response = new Response(body, { status, headers });
+    if (body === read.body) return releaseAfterSend(response, release);
+    release();
+    return response;
+  } catch (err) {
+    release();
+    throw err;
+  }
+}
+
+/**
  * The answer to a GET with a Range once it is planned against the file's info: 416 with the
  * file's size, the whole file (200, the range was ignored), or the part (206, `Content-Range`).
  * Shared by the public file routes and a store node's replica routes; `headersFor` gives each
@@ -142,18 +168,12 @@ export async function rangedAnswer(
   }
   if (plan.kind === 'full') {
     const whole = await store.get(key, undefined, cookie);
-    return new Response(responseBody(whole.body), {
-      status: 200,
-      headers: headersFor(whole.info, whole.info.size),
-    });
+    return lentAnswer(whole, 200, headersFor(whole.info, whole.info.size));
   }
   const { start, end } = plan;
   const part = await store.get(key, { start, end }, cookie);
-  return new Response(responseBody(part.body), {
-    status: 206,
-    headers: {
-      ...headersFor(part.info, end - start + 1),
-      'Content-Range': contentRange(start, end, part.info.size),
-    },
+  return lentAnswer(part, 206, {
+    ...headersFor(part.info, end - start + 1),
+    'Content-Range': contentRange(start, end, part.info.size),
   });
 }

@@ -6,10 +6,10 @@ import { stampHeaders } from './exchange.ts';
 import {
   fileHeaders,
   fileId,
+  lentAnswer,
   locationOf,
   notModifiedHeaders,
   rangedAnswer,
-  responseBody,
   storedFileJson,
 } from './file-response.ts';
 import { jsonAnswer } from './json-answer.ts';
@@ -78,9 +78,10 @@ export function fileRoutes(settings: AppSettings): FileRoutes {
       const range = isHead ? undefined : c.req.header('range');
 
       if (!isHead && ifNoneMatch === undefined && range === undefined) {
-        const { info, body } = await store.get(key, undefined, cookie);
+        const read = await store.get(key, undefined, cookie);
+        const { info } = read;
         const headers = stampHeaders(c, fileHeaders(info, info.size, inlineActive), info.size);
-        return plainResponse(responseBody(body), 200, headers);
+        return lentAnswer(read, 200, headers);
       }
 
       const info = await store.head(key, cookie);

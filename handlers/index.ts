@@ -1,3 +1,4 @@
+export { type ClosingResponse, releaseAfterClose, takeAfterSend } from './after-send.ts';
 export { type CreateAppOptions, createApp } from './app.ts';
 export type { AppEnv } from './env.ts';
 export { type ErrorBody, type ErrorCode, noRoute, statusOf } from './errors.ts';

@@ -14,7 +14,7 @@ import { checkBearerToken, requireBearerToken } from './bearer-token.ts';
 import { byMethod } from './by-method.ts';
 import type { AppEnv } from './env.ts';
 import { createErrorHandler, errorsAsErrors, HttpError, logUnexpected, noRoute } from './errors.ts';
-import { rangedAnswer, responseBody } from './file-response.ts';
+import { lentAnswer, rangedAnswer } from './file-response.ts';
 import { planRange } from './range.ts';
 import { parseDecimalCookie, parseKey, parseQueryInteger, parseVolume } from './schemas.ts';
 import { DEFAULT_DISCARD_BOUNDS, type DiscardBounds, uploadInput } from './upload.ts';
@@ -98,8 +98,8 @@ export function createReplicaApp(options: CreateReplicaAppOptions): Hono<AppEnv>
     }
     const range = c.req.header('range');
     if (range === undefined) {
-      const { info, body } = await store.get(key, undefined, cookie);
-      return c.body(responseBody(body), 200, fileHeaders(info, info.size));
+      const read = await store.get(key, undefined, cookie);
+      return lentAnswer(read, 200, fileHeaders(read.info, read.info.size));
     }
     const info = await store.head(key, cookie);
     return rangedAnswer(

@@ -29,6 +29,7 @@ export interface BlobStore {
   /**
    * Reads a live file, or the given range of it. With a `cookie`, a file whose cookie differs is
    * `not_found`, as if it did not exist (strangers cannot walk the key space); so for all below.
+   * A read may carry `release` (see `FileRead`): its bytes are lent, to be given back once sent.
    */
   get(key: Key, range?: ByteRange, cookie?: number): Promise<FileRead>;
   /** What `get` would answer, without the bytes. */

@@ -66,6 +66,14 @@ export interface FileRead {
    * ones stream; their checksum is checked as they stream and a mismatch errors the stream.
    */
   readonly body: Uint8Array | ReadableStream<Uint8Array>;
+  /**
+   * Set by a store that reuses the buffer of a buffered `body` (the volume adapter's whole-file
+   * reads of mid-size files): the bytes may be reused after this call, so call it once the
+   * answer has been sent (the host let go of every byte), never before, and never read `body`
+   * after. Calling it again does nothing. Never calling it is always safe: the store then
+   * allocates a new buffer for a later read, as if it reused none.
+   */
+  readonly release?: () => void;
 }
 
 export interface SyncReport {

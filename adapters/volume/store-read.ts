@@ -19,6 +19,7 @@ import {
 } from './needle.ts';
 import { CACHE_MAX_FILE } from './needle-cache.ts';
 import type { NeedleLocation } from './needle-map.ts';
+import { pooledLength, readPool } from './read-pool.ts';
 import { streamData } from './read-stream.ts';
 import { corrupt, notFound } from './store-errors.ts';
 import type { StoreState } from './store-state.ts';
@@ -48,19 +49,7 @@ export async function readFile(
   try {
     const volume = volumeOf(state, location);
     if (location.length <= WHOLE_READ) {
-      const sync = location.length <= SYNC_READ_MAX;
-      const bytes = sync
-        ? volume.file.readNow(location.offset, location.length)
-        : await volume.file.read(location.offset, location.length);
-      const needle = decodeNeedle(bytes);
-      if (typeof needle === 'string') throw corrupt(key, location, needle);
-      const header = checkHeader(key, location, needle, cookie);
-      const info = infoOf(header, needle.contentType, location);
-      // Verified: cached, unless the key was retired or moved while an async read was out.
-      const keep =
-        state.cache.enabled && (sync || state.live.holds(key, volume.id, location.offset));
-      const whole = keep ? state.cache.fill(info, needle.data) : { info, body: needle.data };
-      return range ? partOf(whole, range) : whole;
+      return await wholeRead(state, key, location, volume, range, cookie);
     }
     const file = volume.file;
     const { header, contentType, head } = readHead(state, key, location, cookie);
@@ -69,6 +58,51 @@ export async function readFile(
     return { info, body };
   } catch (err) {
     noteCorrupt(state, location, err);
+    throw err;
+  }
+}
+
+/**
+ * A needle read whole and verified before any byte is answered. Mid-size ones are read into a
+ * pooled buffer (read-pool.ts) that the answer lends out with `release`; a read that fails, or
+ * whose bytes the cache copies, gives it back at once. The cache never keeps a pooled buffer.
+ */
+async function wholeRead(
+  state: ReadState,
+  key: Key,
+  location: NeedleLocation,
+  volume: Volume,
+  range: ByteRange | undefined,
+  cookie: number | undefined,
+): Promise<FileRead> {
+  const { offset, length } = location;
+  const sync = length <= SYNC_READ_MAX;
+  const lease = pooledLength(length) ? readPool.lease(length) : undefined;
+  try {
+    const bytes = sync
+      ? volume.file.readNow(offset, length, lease?.bytes)
+      : await volume.file.read(offset, length, lease?.bytes);
+    const needle = decodeNeedle(bytes);
+    if (typeof needle === 'string') throw corrupt(key, location, needle);
+    const header = checkHeader(key, location, needle, cookie);
+    const info = infoOf(header, needle.contentType, location);
+    // Verified: cached, unless the key was retired or moved while an async read was out.
+    const keep =
+      state.cache.enabled &&
+      state.cache.accepts(header.dataSize, info.contentType) &&
+      (sync || state.live.holds(key, volume.id, offset));
+    let whole: FileRead;
+    if (keep) {
+      whole = state.cache.fill(info, needle.data); // a copy: the lease is not needed any more
+      lease?.release();
+    } else {
+      whole = lease
+        ? { info, body: needle.data, release: lease.release }
+        : { info, body: needle.data };
+    }
+    return range ? partOf(whole, range) : whole;
+  } catch (err) {
+    lease?.release();
     throw err;
   }
 }
@@ -117,10 +151,11 @@ function cachedRead(
   return read;
 }
 
-/** A range of a whole-file read: a view of the same bytes. */
+/** A range of a whole-file read: a view of the same bytes, lent as they are. */
 function partOf(whole: FileRead, range: ByteRange): FileRead {
-  const body = whole.body as Uint8Array;
-  return { info: whole.info, body: body.subarray(range.start, range.end + 1) };
+  const { info, release } = whole;
+  const body = (whole.body as Uint8Array).subarray(range.start, range.end + 1);
+  return release ? { info, body, release } : { info, body };
 }
 
 /** The live file's location; with a cookie, only if the stored cookie matches. */

@@ -103,12 +103,13 @@ export class VolumeFile {
     }
   }
 
-  async read(position: number, length: number): Promise<Buffer> {
-    const buffer = Buffer.allocUnsafe(length);
+  /** Reads `length` bytes at `position`, into `target` (at least that long) when given. */
+  async read(position: number, length: number, target?: Buffer): Promise<Buffer> {
+    const buffer = target ?? Buffer.allocUnsafe(length);
     this.retain();
     try {
       const { bytesRead } = await this.#handle.read(buffer, 0, length, position);
-      return bytesRead === length ? buffer : buffer.subarray(0, bytesRead);
+      return bytesRead === buffer.byteLength ? buffer : buffer.subarray(0, bytesRead);
     } finally {
       this.release();
     }
@@ -136,11 +137,12 @@ export class VolumeFile {
    * more than reading them from the page cache (two thread switches, and on one core a context
    * switch each way), so small needles are read the way nginx reads files by default: blocking.
    * The cost is that a read the page cache misses holds the event loop for one disk read.
+   * The bytes go into `target` (at least `length` long) when given, else into a slab slice.
    */
-  readNow(position: number, length: number): Buffer {
-    const buffer = readBuffer(length);
+  readNow(position: number, length: number, target?: Buffer): Buffer {
+    const buffer = target ?? readBuffer(length);
     const bytesRead = readSync(this.#handle.fd, buffer, 0, length, position);
-    return bytesRead === length ? buffer : buffer.subarray(0, bytesRead);
+    return bytesRead === buffer.byteLength ? buffer : buffer.subarray(0, bytesRead);
   }
 
   /** Reads into a caller's buffer (scans reuse one); returns the bytes read. */
