@@ -14,9 +14,7 @@
  * measurement), --connections 32, --variants a,b (default all), --no-pin, --other DIR (adds
  * other:app and other:app/runner, the app and stack of the checkout in DIR).
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -27,11 +25,19 @@ import pino from 'pino';
 import { createApp } from '../handlers/index.ts';
 import type { BlobStore, FileInfo, FileRead } from '../storage/index.ts';
 import { createHttpServer } from '../wrangler-free-local/http-server.ts';
-import { fmt, loadLine, machineLine, median, parseArgs, ROOT, table } from './lib.ts';
+import {
+  fmt,
+  loadLine,
+  machineLine,
+  measureRounds,
+  parseArgs,
+  ratioTable,
+  requireWrk,
+  type ServerChild,
+  startServerChild,
+} from './lib.ts';
 
 const SIZE = 1024;
-/** USER_HZ: /proc's CPU times are in these ticks (100 on every Linux this runs on). */
-const CLOCK_TICKS = 100;
 const BLOB = new Uint8Array(SIZE).map((_, i) => (i * 31 + 7) & 0xff);
 const INFO: FileInfo = {
   key: 1,
@@ -279,31 +285,19 @@ async function serveVariant(name: string, other: string | undefined): Promise<vo
   process.on('SIGTERM', () => process.exit(0));
 }
 
-// ---- the driver ----
+// ---- the driver (bench/lib.ts) ----
 
-interface Running {
+interface Running extends ServerChild {
   variant: Variant;
-  child: ChildProcess;
-  port: number;
 }
 
-function startChild(variant: Variant, pin: boolean, other: string | undefined): Promise<Running> {
-  const node = [process.execPath, '--import', 'tsx', 'bench/app.ts', '--serve', variant.name];
-  if (other !== undefined) node.push('--other', other);
-  const [command, ...args] = pin ? ['taskset', '-c', '1', ...node] : node;
-  const child = spawn(command as string, args, {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const port = /port (\d+)/.exec(out)?.[1];
-      if (port) resolve({ variant, child, port: Number(port) });
-    });
-    child.once('exit', (code) => reject(new Error(`${variant.name} exited with ${code}`)));
-  });
+async function startChild(
+  variant: Variant,
+  pin: boolean,
+  other: string | undefined,
+): Promise<Running> {
+  const args = ['--serve', variant.name, ...(other === undefined ? [] : ['--other', other])];
+  return { ...(await startServerChild(variant.name, 'bench/app.ts', args, { pin })), variant };
 }
 
 /** One GET, checked: 200 and the 1 KiB body; fails loudly rather than measure an error page. */
@@ -313,46 +307,6 @@ async function check(running: Running): Promise<void> {
   if (res.status !== 200 || body.byteLength !== SIZE || body[5] !== BLOB[5]) {
     throw new Error(`${running.variant.name}: ${res.status}, ${body.byteLength} bytes`);
   }
-}
-
-/** User + system CPU time of a process, all its threads, in microseconds (Linux). */
-function cpuMicros(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS) * 1e6;
-}
-
-interface Sample {
-  rps: number;
-  /** CPU time the server spent per answer: less disturbed by a busy machine than req/s. */
-  cpuUs: number;
-}
-
-function measure(running: Running, seconds: number, connections: number, pin: boolean): Sample {
-  const pid = running.child.pid as number;
-  const before = cpuMicros(pid);
-  const { rps, requests } = wrk(running.port, seconds, connections, pin);
-  return { rps, cpuUs: (cpuMicros(pid) - before) / requests };
-}
-
-function wrk(
-  port: number,
-  seconds: number,
-  connections: number,
-  pin: boolean,
-): { rps: number; requests: number } {
-  const args = ['-t1', `-c${connections}`, `-d${seconds}s`, `http://127.0.0.1:${port}/file/1`];
-  const [command, ...rest] = pin ? ['taskset', '-c', '0', 'wrk', ...args] : ['wrk', ...args];
-  const result = spawnSync(command as string, rest, { encoding: 'utf8' });
-  if (result.status !== 0) throw new Error(`wrk failed: ${result.stderr}`);
-  const rps = /Requests\/sec:\s+([\d.]+)/.exec(result.stdout)?.[1];
-  const bad = /Non-2xx or 3xx responses: (\d+)/.exec(result.stdout)?.[1];
-  if (bad !== undefined) throw new Error(`port ${port}: ${bad} non-2xx answers`);
-  const requests = /(\d+) requests in/.exec(result.stdout)?.[1];
-  if (rps === undefined || requests === undefined) {
-    throw new Error(`no rate in wrk's output: ${result.stdout}`);
-  }
-  return { rps: Number(rps), requests: Number(requests) };
 }
 
 async function main(): Promise<void> {
@@ -372,9 +326,7 @@ async function main(): Promise<void> {
   const chosen =
     typeof names === 'string' ? all.filter((v) => names.split(',').includes(v.name)) : [...all];
   if (!chosen.some((v) => v.name === 'hono-bare')) chosen.unshift(VARIANTS[0] as Variant);
-  if (spawnSync('wrk', ['--version']).error) {
-    throw new Error('wrk is not installed (apt-get install -y wrk)');
-  }
+  requireWrk();
 
   console.log(machineLine());
   console.log(
@@ -392,48 +344,36 @@ async function main(): Promise<void> {
   try {
     for (const variant of chosen) running.push(await startChild(variant, pin, other));
     for (const r of running) await check(r);
-    const samples = new Map<string, Sample[]>(chosen.map((v) => [v.name, []]));
-    const [bareRunning, ...others] = running as [Running, ...Running[]];
-    for (let rep = 0; rep < reps; rep++) {
-      // hono-bare first in every round, then the others in an order rotated by one each round,
-      // so that none is always measured furthest from its round's reference.
-      const shift = others.length === 0 ? 0 : rep % others.length;
-      const order = [bareRunning, ...others.slice(shift), ...others.slice(0, shift)];
-      for (const r of order) {
-        if (warmup > 0) wrk(r.port, warmup, connections, pin);
-        const sample = measure(r, duration, connections, pin);
-        samples.get(r.variant.name)?.push(sample);
+    // hono-bare first in every round, then the others in an order rotated by one each round,
+    // so that none is always measured furthest from its round's reference.
+    const samples = await measureRounds(running, {
+      target: { path: '/file/1' },
+      seconds: duration,
+      connections,
+      pin,
+      reps,
+      warmup,
+      reference: running.find((r) => r.name === 'hono-bare') as Running,
+      referenceFirst: true,
+      log: (round, r, sample) =>
         console.log(
-          `  round ${rep + 1}  ${r.variant.name.padEnd(34)} ${fmt(sample.rps).padStart(7)} req/s` +
+          `  round ${round}  ${r.name.padEnd(34)} ${fmt(sample.rps).padStart(7)} req/s` +
             `  ${fmt(sample.cpuUs, 1).padStart(6)} us CPU/req`,
-        );
-      }
-    }
-    // Ratios are taken round by round (against that round's hono-bare), then the median.
-    const bare = samples.get('hono-bare') ?? [];
-    const rows = [
-      ['variant', 'req/s', 'min-max', 'x hono-bare', 'us CPU/req', 'x hono-bare (CPU)', 'what'],
-    ];
-    for (const v of chosen) {
-      const list = samples.get(v.name) ?? [];
-      const rps = list.map((s) => s.rps);
-      const rpsRatio = median(list.map((s, i) => s.rps / (bare[i] as Sample).rps));
-      const cpuRatio = median(list.map((s, i) => (bare[i] as Sample).cpuUs / s.cpuUs));
-      rows.push([
-        v.name,
-        fmt(median(rps)),
-        `${fmt(Math.min(...rps))}-${fmt(Math.max(...rps))}`,
-        fmt(rpsRatio, 2),
-        fmt(median(list.map((s) => s.cpuUs)), 1),
-        fmt(cpuRatio, 2),
-        v.what,
-      ]);
-    }
+        ),
+    });
     console.log(
       "\nx hono-bare: the variant's req/s over hono-bare's in the same round; (CPU): hono-bare's " +
         "CPU time per answer over the variant's, likewise; medians over the rounds",
     );
-    console.log(`\n${table(rows)}`);
+    const what = new Map(chosen.map((v) => [v.name, v.what]));
+    const rows = ratioTable(
+      chosen.map((v) => v.name),
+      samples,
+      'hono-bare',
+      [],
+      { labels: ['what'], cells: (name) => [what.get(name) ?? ''] },
+    );
+    console.log(`\n${rows}`);
     console.log(loadLine());
   } finally {
     stopAll();

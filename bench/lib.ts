@@ -1,4 +1,5 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -144,4 +145,195 @@ export function usedMemory(): number {
   gc();
   const { heapUsed, arrayBuffers } = process.memoryUsage();
   return heapUsed + arrayBuffers;
+}
+
+// ---- the load driver: servers in child processes, wrk, interleaved rounds, ratios ----
+
+/** USER_HZ: /proc's CPU times are in these ticks (100 on every Linux this runs on). */
+const CLOCK_TICKS = 100;
+
+/** User + system CPU time of a process, all its threads, in microseconds (Linux). */
+export function cpuMicros(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS) * 1e6;
+}
+
+/** A benchmark server: a child process that printed `port N` and serves on it. */
+export interface ServerChild {
+  name: string;
+  child: ChildProcess;
+  port: number;
+}
+
+/**
+ * Starts `node --import tsx <script> ...args` (on CPU 1 when `pin`, with an IPC channel when
+ * `ipc`) and resolves once it prints `port N`.
+ */
+export function startServerChild(
+  name: string,
+  script: string,
+  args: readonly string[],
+  { pin, ipc = false }: { pin: boolean; ipc?: boolean },
+): Promise<ServerChild> {
+  const node = [process.execPath, '--import', 'tsx', script, ...args];
+  const [command, ...rest] = pin ? ['taskset', '-c', '1', ...node] : node;
+  const child = spawn(command as string, rest, {
+    cwd: ROOT,
+    stdio: ipc ? ['ignore', 'pipe', 'inherit', 'ipc'] : ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const port = /port (\d+)/.exec(out)?.[1];
+      if (port) resolve({ name, child, port: Number(port) });
+    });
+    child.once('exit', (code) => reject(new Error(`${name} exited with ${code}`)));
+  });
+}
+
+/** What wrk asks for: one path, or what a Lua script makes. */
+export type WrkTarget = { path: string } | { script: string };
+
+export interface WrkOptions {
+  target: WrkTarget;
+  seconds: number;
+  connections: number;
+  /** wrk on CPU 0. */
+  pin: boolean;
+}
+
+/** One wrk run (`-t1`) against 127.0.0.1:`port`; any non-2xx or 3xx answer fails it. */
+export function wrk(port: number, options: WrkOptions): { rps: number; requests: number } {
+  const { target, seconds, connections, pin } = options;
+  const url = `http://127.0.0.1:${port}${'path' in target ? target.path : ''}`;
+  const args = ['-t1', `-c${connections}`, `-d${seconds}s`];
+  if ('script' in target) args.push('-s', target.script);
+  args.push(url);
+  const [command, ...rest] = pin ? ['taskset', '-c', '0', 'wrk', ...args] : ['wrk', ...args];
+  const result = spawnSync(command as string, rest, { encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`wrk failed: ${result.stderr}`);
+  const rps = /Requests\/sec:\s+([\d.]+)/.exec(result.stdout)?.[1];
+  const bad = /Non-2xx or 3xx responses: (\d+)/.exec(result.stdout)?.[1];
+  if (bad !== undefined) throw new Error(`port ${port}: ${bad} non-2xx answers`);
+  const requests = /(\d+) requests in/.exec(result.stdout)?.[1];
+  if (rps === undefined || requests === undefined) {
+    throw new Error(`no rate in wrk's output: ${result.stdout}`);
+  }
+  return { rps: Number(rps), requests: Number(requests) };
+}
+
+export function requireWrk(): void {
+  if (spawnSync('wrk', ['--version']).error) {
+    throw new Error('wrk is not installed (apt-get install -y wrk)');
+  }
+}
+
+/** One measurement of one server: req/s, its CPU time per answer, and what the hooks added. */
+export interface LoadSample {
+  rps: number;
+  /** CPU time the server spent per answer: less disturbed by a busy machine than req/s. */
+  cpuUs: number;
+  extra: Record<string, number>;
+}
+
+export interface RoundsOptions<S extends ServerChild> extends WrkOptions {
+  reps: number;
+  /** Seconds of untimed load before each measurement. */
+  warmup: number;
+  /**
+   * The server every ratio is taken against. With `referenceFirst` it is measured first in every
+   * round and the others in an order rotated each round; otherwise all rotate.
+   */
+  reference: S;
+  referenceFirst: boolean;
+  /** Runs after the warm-up, just before the measurement. */
+  before?(server: S): Promise<void>;
+  /** Runs after the measurement; its figures go into the sample's `extra`. */
+  after?(server: S, requests: number): Promise<Record<string, number>>;
+  /** One line per measurement. */
+  log?(round: number, server: S, sample: LoadSample): void;
+}
+
+/**
+ * Every server measured once per round, `reps` rounds, in an order that changes each round so
+ * that the machine's swings hit them alike. Answers each server's samples, by name.
+ */
+export async function measureRounds<S extends ServerChild>(
+  servers: readonly S[],
+  options: RoundsOptions<S>,
+): Promise<Map<string, LoadSample[]>> {
+  const { reps, warmup, reference, referenceFirst } = options;
+  const samples = new Map<string, LoadSample[]>(servers.map((s) => [s.name, []]));
+  const rotating = referenceFirst ? servers.filter((s) => s !== reference) : [...servers];
+  for (let rep = 0; rep < reps; rep++) {
+    const shift = rotating.length === 0 ? 0 : rep % rotating.length;
+    const rotated = [...rotating.slice(shift), ...rotating.slice(0, shift)];
+    for (const server of referenceFirst ? [reference, ...rotated] : rotated) {
+      if (warmup > 0) wrk(server.port, { ...options, seconds: warmup });
+      await options.before?.(server);
+      const pid = server.child.pid as number;
+      const cpuBefore = cpuMicros(pid);
+      const { rps, requests } = wrk(server.port, options);
+      const cpuUs = (cpuMicros(pid) - cpuBefore) / requests;
+      const extra = (await options.after?.(server, requests)) ?? {};
+      const sample = { rps, cpuUs, extra };
+      samples.get(server.name)?.push(sample);
+      options.log?.(rep + 1, server, sample);
+    }
+  }
+  return samples;
+}
+
+/** A column of figures from each sample's `extra`: its median over the rounds. */
+export interface ExtraColumn {
+  label: string;
+  key: string;
+  digits: number;
+}
+
+/**
+ * The table of medians: req/s (with its range), its ratio to the reference's in the same round,
+ * CPU per answer and the reference's over it, then the extra columns and any `trailing` cells.
+ * Ratios are taken round by round, then the median.
+ */
+export function ratioTable(
+  names: readonly string[],
+  samples: ReadonlyMap<string, readonly LoadSample[]>,
+  referenceName: string,
+  extras: readonly ExtraColumn[] = [],
+  trailing: { labels: readonly string[]; cells(name: string): readonly string[] } = {
+    labels: [],
+    cells: () => [],
+  },
+): string {
+  const reference = samples.get(referenceName) ?? [];
+  const rows = [
+    [
+      'variant',
+      'req/s',
+      'min-max',
+      `x ${referenceName}`,
+      'us CPU/req',
+      `x ${referenceName} (CPU)`,
+      ...extras.map((e) => e.label),
+      ...trailing.labels,
+    ],
+  ];
+  for (const name of names) {
+    const list = samples.get(name) ?? [];
+    const rps = list.map((s) => s.rps);
+    rows.push([
+      name,
+      fmt(median(rps)),
+      `${fmt(Math.min(...rps))}-${fmt(Math.max(...rps))}`,
+      fmt(median(list.map((s, i) => s.rps / (reference[i] as LoadSample).rps)), 2),
+      fmt(median(list.map((s) => s.cpuUs)), 1),
+      fmt(median(list.map((s, i) => (reference[i] as LoadSample).cpuUs / s.cpuUs)), 2),
+      ...extras.map((e) => fmt(median(list.map((s) => s.extra[e.key] ?? Number.NaN)), e.digits)),
+      ...trailing.cells(name),
+    ]);
+  }
+  return table(rows);
 }
