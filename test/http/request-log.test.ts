@@ -118,6 +118,24 @@ describe('the request log', () => {
     expect(logger.lines[0]).toMatchObject({ level: 'error', obj: { status: 500, err: corrupt } });
   });
 
+  it('at a level above info, builds no request line but still logs a 5xx', async () => {
+    const inner = createMemoryStore();
+    const bug = new TypeError('a bug');
+    const store = new DelegatingStore(inner, { status: () => Promise.reject(bug) });
+    const logger = Object.assign(capturingLogger(), {
+      isLevelEnabled: (level: string) => level === 'warn' || level === 'error',
+      request: vi.fn(),
+    });
+    const app = createApp({ store, maxBody: MAX_BODY, logger });
+    expect((await app.request('/healthz')).status).toBe(200);
+    expect((await app.request('/file', { method: 'POST', body: 'x' })).status).toBe(201);
+    await expectError(await app.request('/status'), 500, 'internal');
+    expect(logger.request).not.toHaveBeenCalled();
+    expect(logger.lines).toEqual([
+      { level: 'error', msg: 'request', obj: expect.objectContaining({ status: 500, err: bug }) },
+    ]);
+  });
+
   it('cuts a long path at 1024 characters', async () => {
     const { app, logger } = setupLogged();
     await app.request(`/${'a'.repeat(5000)}`);
