@@ -7,7 +7,9 @@
  * The benchmark folder is $BENCH_DIR, else `../shared/bench` or `../bench` from the repository
  * root (where development and CI lay it). Options are passed to its run.sh; without --targets it
  * runs haystack and every peer, and without --out its results go to bench/results/<time>/
- * (a folder per pass). `npm run bench -- --quick` is a quick smoke test.
+ * (a folder per pass). `npm run bench -- --quick` is a quick smoke test. `--cli DIR` measures
+ * the built CLI of another checkout instead (its `dist/`), e.g. an older commit's, for a before
+ * and after.
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -201,9 +203,9 @@ async function runPass(
 
 async function main(): Promise<void> {
   const benchDir = findBenchDir();
-  const cli = path.join(ROOT, 'dist', 'wrangler-free-local', 'cli.js');
-  if (!existsSync(cli)) throw new Error(`${cli} is missing: run npm run build first`);
-  const raw = process.argv.slice(2);
+  const [cliArg, raw] = takeOption(process.argv.slice(2), '--cli');
+  const cli = path.join(path.resolve(cliArg ?? ROOT), 'dist', 'wrangler-free-local', 'cli.js');
+  if (!existsSync(cli)) throw new Error(`${cli} is missing: run npm run build there first`);
   if (raw.includes('--help') || raw.includes('-h')) {
     process.exitCode = await run('bash', [path.join(benchDir, 'run.sh'), '--help'], process.env);
     return;

@@ -15,6 +15,8 @@ export interface Logger {
    * it gets `info`.
    */
   request?(fields: RequestLogFields): void;
+  /** Optional (pino has it): when it says `info` is off, request lines are not even built. */
+  isLevelEnabled?(level: string): boolean;
 }
 
 /** What a request's log line says (handlers/observe.ts), in this order. */

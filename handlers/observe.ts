@@ -96,6 +96,7 @@ function finish(
   const received = receivedBytes(c);
   tally?.record(method, status, seconds, received, sent);
   if (logger === undefined) return;
+  if (status < 500 && logger.isLevelEnabled?.('info') === false) return;
   const fields: RequestLogFields & { err?: Error } = {
     reqId: requestId,
     method: METHOD_LABELS[method] ?? 'other',

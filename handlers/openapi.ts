@@ -19,6 +19,7 @@ import {
 } from './answer-schemas.ts';
 import type { AppEnv } from './env.ts';
 import { errorsAsErrors, statusOf } from './errors.ts';
+import { mountPrefix } from './mount-prefix.ts';
 import { packageVersion } from './package-version.ts';
 import { contentLengthSchema, contentTypeSchema, cookieSchema, keySchema } from './schemas.ts';
 
@@ -40,6 +41,11 @@ export interface OpenApiOptions {
   version: string;
   /** Whether the `/admin` routes exist (the app has an admin token). */
   admin: boolean;
+  /**
+   * Where the app is mounted (`/media`), as `servers`: the paths are the app's own, so a client
+   * calls `{prefix}/file`. Default '' (not mounted): no `servers`, which OpenAPI reads as `/`.
+   */
+  prefix?: string | undefined;
 }
 
 /** The answers' schemas, under the names `#/components/schemas/...` gives them. */
@@ -521,8 +527,8 @@ function pathItem({ name, admin, parameters, ops }: PathEntry): Json {
   return item;
 }
 
-/** Builds the document; `openApiRoute` serves it, built once. */
-export function openApiDocument({ version, admin }: OpenApiOptions): Json {
+/** Builds the document; `openApiRoute` serves it. */
+export function openApiDocument({ version, admin, prefix = '' }: OpenApiOptions): Json {
   const defs = toJsonSchemaDefs(answerSchemas(), {
     target: 'draft-2020-12',
     overrideRef: ({ referenceId }) => `#/components/schemas/${referenceId}`,
@@ -542,6 +548,7 @@ export function openApiDocument({ version, admin }: OpenApiOptions): Json {
       description:
         "Facebook's Haystack blob store over HTTP. Every error answers JSON {error: {code, message}}.",
     },
+    ...(prefix === '' ? {} : { servers: [{ url: prefix }] }),
     paths,
     components: {
       schemas,
@@ -556,24 +563,45 @@ export function openApiDocument({ version, admin }: OpenApiOptions): Json {
   };
 }
 
+/** The document's path in the app. */
+const OWN_PATH = '/openapi.json';
+
 /**
  * GET and HEAD /openapi.json. The document is built on the first request (most apps are never
- * asked) and kept as text with its length, so HEAD tells it too; a failure to build it
- * (package.json unreadable) is answered as any bug is, and the next request tries again.
+ * asked) and kept as text in two parts, either side of where `servers` goes, with their length;
+ * each answer puts its own mount prefix (mount-prefix.ts) between them, so HEAD tells the length
+ * too, and nothing is kept per prefix: under `parent.route('/:tenant', app)` a client can send as
+ * many as it likes. A failure to build it (package.json unreadable) is answered as any bug is,
+ * and the next request tries again.
  */
-export function openApiRoute({ admin }: Omit<OpenApiOptions, 'version'>): Handler<AppEnv> {
-  let built: Promise<{ text: string; headers: Record<string, string> }> | undefined;
+export function openApiRoute({
+  admin,
+}: Omit<OpenApiOptions, 'version' | 'prefix'>): Handler<AppEnv> {
+  let built: Promise<{ head: string; tail: string; length: number }> | undefined;
   const build = async () => {
-    const text = JSON.stringify(openApiDocument({ version: await packageVersion(), admin }));
-    const length = String(new TextEncoder().encode(text).byteLength);
-    return { text, headers: { 'Content-Type': 'application/json', 'Content-Length': length } };
+    const { openapi, info, ...rest } = openApiDocument({ version: await packageVersion(), admin });
+    // `{"openapi":..,"info":{..},` and `"paths":{..},"components":{..}}`: the keys in the order
+    // openApiDocument gives them, `servers` between.
+    const head = `${JSON.stringify({ openapi, info }).slice(0, -1)},`;
+    const tail = JSON.stringify(rest).slice(1);
+    return { head, tail, length: byteLength(head) + byteLength(tail) };
   };
-  return errorsAsErrors<AppEnv>(async () => {
+  return errorsAsErrors<AppEnv>(async (c) => {
     built ??= build().catch((err: unknown) => {
       built = undefined;
       throw err;
     });
-    const { text, headers } = await built;
-    return new Response(text, { headers });
+    const { head, tail, length } = await built;
+    const prefix = mountPrefix(c, OWN_PATH);
+    const servers = prefix === '' ? '' : `"servers":${JSON.stringify([{ url: prefix }])},`;
+    return new Response(head + servers + tail, {
+      headers: {
+        'Content-Type': 'application/json',
+        'Content-Length': String(length + byteLength(servers)),
+      },
+    });
   });
 }
+
+const encoder = new TextEncoder();
+const byteLength = (text: string): number => encoder.encode(text).byteLength;

@@ -2,6 +2,7 @@ import pino, { type Logger as PinoLogger } from 'pino';
 import { isColorSupported, prettyFactory } from 'pino-pretty';
 import type { RequestLogFields } from '../handlers/logger.ts';
 import { isActionable } from './errors.ts';
+import { type LogDestination, logDestination } from './log-destination.ts';
 import type { LogLevel } from './option-values.ts';
 
 /**
@@ -31,16 +32,16 @@ export interface LoggerOptions {
 
 /**
  * The runner's logger, made once per command and handed to whatever logs (the app, the stores,
- * the stop). Writes are synchronous (SonicBoom `sync`): every line is out when the call returns,
- * so a `process.exit` right after the stopped line, or after a fatal error, loses nothing, and
- * the pretty form is made in this thread, not in a transport worker.
+ * the stop). Writes are synchronous: a line other than a request's is out when the call
+ * returns, so a `process.exit` right after the stopped line, or after a fatal error, loses
+ * nothing, and the pretty form is made in this thread, not in a transport worker. Request lines
+ * in JSON are batched (log-destination.ts); `logger.flush()` writes them at once.
  */
 export function createLogger({
   level,
   destination = 1,
   format = logFormatFor(process.stdout),
 }: LoggerOptions): Logger {
-  const out = pino.destination({ fd: destination, sync: true });
   const options = {
     level,
     // The pid tells members of a local cluster apart; the host name is the collector's to add.
@@ -48,7 +49,20 @@ export function createLogger({
     timestamp: pino.stdTimeFunctions.isoTime,
     serializers: { err: serializeError },
   };
-  if (format === 'json') return withRequestLines(pino(options, out), out);
+  if (format === 'json') {
+    const out = logDestination(destination);
+    const stream = {
+      write: out.write,
+      // pino's `logger.flush(callback)`.
+      flush: (done?: (err?: Error) => void) => {
+        out.flush();
+        done?.();
+      },
+    };
+    return withRequestLines(pino(options, stream), out);
+  }
+  // On a terminal a person reads as it happens: every line at once.
+  const out = pino.destination({ fd: destination, sync: true });
   const prettify = prettyFactory({
     // Colour only on the terminal itself, and not against NO_COLOR (colorette's check).
     colorize: destination === 1 && isColorSupported,
@@ -70,7 +84,7 @@ const INFO = 30;
  * 4-8 us a line on a 2-core machine, this about 1 (docs/PERFORMANCE.md). A method, so a child
  * (`role`) writes its own bindings.
  */
-function withRequestLines(logger: Logger, out: { write(line: string): unknown }): Logger {
+function withRequestLines(logger: Logger, out: LogDestination): Logger {
   // The time as ISO text, made once per millisecond: making it costs a request about 1 us here,
   // and requests come many to a millisecond under load.
   let isoMs = -1;
@@ -85,7 +99,7 @@ function withRequestLines(logger: Logger, out: { write(line: string): unknown })
     const { reqId, method, route, path, status, bytes, received, durationMs } = fields;
     const id = reqId === undefined ? '' : `,"reqId":${JSON.stringify(reqId)}`;
     const bindings = (this as unknown as Record<symbol, string>)[BINDINGS] ?? '';
-    out.write(
+    out.batched(
       `{"level":${INFO},"time":"${iso}"${bindings}${id},"method":${JSON.stringify(method)},"route":${JSON.stringify(route)},"path":${JSON.stringify(path)},"status":${status},"bytes":${bytes},"received":${received},"durationMs":${durationMs},"msg":"request"}\n`,
     );
   }

@@ -1,10 +1,6 @@
 import { randomInt } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { killAll } from '../../scripts/support/cli-process.ts';
-import { ClusterFixture, checkLedger } from '../../scripts/torture/cluster-fixture.ts';
+import { describe, expect, it } from 'vitest';
+import { checkLedger } from '../../scripts/torture/cluster-fixture.ts';
 import {
   failures,
   formatFigures,
@@ -14,7 +10,7 @@ import {
 import { startLoad } from '../../scripts/torture/cluster-load.ts';
 import { readStatus } from '../../scripts/torture/cluster-status.ts';
 import { Random } from '../../scripts/torture/random.ts';
-import { testDatabase } from '../support/postgres.ts';
+import { useClusterFixture } from './support/cluster-fixture.ts';
 
 /**
  * The cluster under `kill -9` (CLUSTER.md, "How it is proven"): 4 store nodes and 2 gateways as
@@ -28,15 +24,7 @@ const NODES = 4;
 const GATEWAYS = 2;
 const R = 3;
 
-let root: string | undefined;
-let fixture: ClusterFixture | undefined;
-afterEach(async () => {
-  await fixture?.killAll();
-  await killAll();
-  fixture = undefined;
-  if (root) await rm(root, { recursive: true, force: true });
-  root = undefined;
-});
+const clusters = useClusterFixture('haystack-cluster-kill-');
 
 describe('cluster under kill -9', () => {
   it('loses no acknowledged write, serves reads while a replica is up, never brings a delete back', {
@@ -45,10 +33,7 @@ describe('cluster under kill -9', () => {
     const seed = randomInt(2 ** 31);
     const lines: string[] = [];
     const log = (line: string) => lines.push(line);
-    root = await mkdtemp(path.join(tmpdir(), 'haystack-cluster-kill-'));
-    const f = new ClusterFixture({
-      directory: await testDatabase(),
-      root,
+    const f = await clusters.fixture({
       token: 'cluster-kill-test-token-0123456789',
       replicas: R,
       nodeTimeout: '2',
@@ -56,7 +41,6 @@ describe('cluster under kill -9', () => {
       gateways: GATEWAYS,
       waitLimitMs: 60_000,
     });
-    fixture = f;
     const ledger = new Ledger({
       liveness: f.liveness,
       endpoints: f,

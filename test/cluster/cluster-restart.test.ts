@@ -1,11 +1,6 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { killAll } from '../../scripts/support/cli-process.ts';
-import { ClusterFixture } from '../../scripts/torture/cluster-fixture.ts';
+import { describe, expect, it } from 'vitest';
 import { readStatus } from '../../scripts/torture/cluster-status.ts';
-import { testDatabase } from '../support/postgres.ts';
+import { useClusterFixture } from './support/cluster-fixture.ts';
 
 /**
  * Writes stay available while R nodes are up (CLUSTER.md), also right after a node that a
@@ -13,15 +8,7 @@ import { testDatabase } from '../support/postgres.ts';
  * once it registered again. A long node timeout (20 s) keeps the Directory from noticing the
  * kills by itself within the test, so only the gateway's own view of the failures is at play.
  */
-let root: string | undefined;
-let fixture: ClusterFixture | undefined;
-afterEach(async () => {
-  await fixture?.killAll();
-  await killAll();
-  fixture = undefined;
-  if (root) await rm(root, { recursive: true, force: true });
-  root = undefined;
-});
+const clusters = useClusterFixture('haystack-cluster-restart-');
 
 async function post(gateway: string, body: string): Promise<{ status: number; text: string }> {
   const res = await fetch(`${gateway}/file`, {
@@ -34,17 +21,13 @@ async function post(gateway: string, body: string): Promise<{ status: number; te
 
 describe('a node back from a kill', () => {
   it('takes new logical volumes at once: a write with R nodes up succeeds', async () => {
-    root = await mkdtemp(path.join(tmpdir(), 'haystack-cluster-restart-'));
-    const f = new ClusterFixture({
-      directory: await testDatabase(),
-      root,
+    const f = await clusters.fixture({
       token: 'cluster-restart-test-token-0123456789',
       replicas: 3,
       nodeTimeout: '20',
       nodes: 4,
       gateways: 1,
     });
-    fixture = f;
     await f.startAll();
     const gateway = f.gatewayUrl(0);
     const indexOf = async (id: string) => {

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { ClusterStore } from '../../adapters/cluster/cluster-store.ts';
-import type { ReplicaApi, ReplicaBody } from '../../adapters/cluster/replica-api-client.ts';
+import type { ReplicaBody } from '../../adapters/cluster/replica-api-client.ts';
 import { type FileInfo, isStoreError, StoreError } from '../../storage/index.ts';
 import { MemoryDirectory } from '../support/memory-directory.ts';
+import { replicaApiOf } from './support/replica-api-double.ts';
 
 /**
  * A delete through the cluster store when every node's agent applies the journaled delete (it
@@ -47,7 +48,7 @@ function fakeNodes(directory: MemoryDirectory, ids: Map<string, string>) {
     for (const row of rows) of(node).delete(row.key);
     await directory.settleDeletes(rows.map((row) => row.id));
   };
-  const api: ReplicaApi = {
+  const api = replicaApiOf({
     async put(node, volume, key, cookie, file: ReplicaBody) {
       if (!('bytes' in file)) throw new Error('the fake takes bytes only');
       const stored = { bytes: file.bytes, cookie, contentType: file.contentType };
@@ -67,17 +68,7 @@ function fakeNodes(directory: MemoryDirectory, ids: Map<string, string>) {
       find(node, key, cookie);
       of(node).delete(key);
     },
-    async listKeys() {
-      return { keys: [], next: null };
-    },
-    async sync() {
-      return { volumes: 0, durationMs: 0 };
-    },
-    async status(node) {
-      return { node, replicas: [] };
-    },
-    async close() {},
-  };
+  });
   return { api, files };
 }
 

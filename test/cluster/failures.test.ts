@@ -1,15 +1,14 @@
 import { open, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { ClusterStore } from '../../adapters/cluster/cluster-store.ts';
 import { openDirectory } from '../../adapters/cluster/directory/index.ts';
 import type { Directory } from '../../adapters/cluster/directory/types.ts';
 import { createReplicaClient } from '../../adapters/cluster/replica-client.ts';
-import { LocalCluster } from '../../scripts/support/local-cluster.ts';
+import type { LocalCluster } from '../../scripts/support/local-cluster.ts';
 import type { ClusterStatus } from '../../storage/index.ts';
 import { expectBytes, expectCode, randomBytes, readAll } from '../contract/helpers.ts';
-import { testDatabase } from '../support/postgres.ts';
-import { makeTempDir, removeTempDir } from '../support/tmp.ts';
+import { useClusterFixture } from './support/cluster-fixture.ts';
 
 /**
  * What a cluster does when a node fails, step by step and deterministically: nodes are child
@@ -26,41 +25,29 @@ interface Setup {
   cluster: LocalCluster;
   store: ClusterStore;
   directory: Directory;
-  root: string;
 }
 
-const setups: Setup[] = [];
-afterEach(async () => {
-  for (const { cluster, store, directory, root } of setups.splice(0)) {
-    await store.close().catch(() => {});
-    await directory.close().catch(() => {});
-    await cluster.killAll();
-    await removeTempDir(root);
-  }
-});
+const clusters = useClusterFixture('haystack-failures-');
 
 async function setUp(nodes: number, replicas: number): Promise<Setup> {
-  const [url, root] = await Promise.all([testDatabase(), makeTempDir('haystack-failures-')]);
-  const cluster = new LocalCluster({
-    directory: url,
-    root,
+  const { cluster, directory: url } = await clusters.local({
     token: TOKEN,
     replicas,
     nodeTimeout: String(NODE_TIMEOUT_MS / 1000),
     bundle: inject('cliBundle'),
   });
   const directory = await openDirectory(url);
-  const setup: Setup = { cluster, directory, root, store: undefined as unknown as ClusterStore };
-  setups.push(setup);
+  clusters.closeAfter(() => directory.close());
   await Promise.all(Array.from({ length: nodes }, (_, i) => cluster.startNode(i)));
-  setup.store = await ClusterStore.open({
+  const store = await ClusterStore.open({
     directory: await openDirectory(url),
     replicas: createReplicaClient({ token: TOKEN, timeoutMs: 5_000 }),
     replicaCount: replicas,
     nodeTimeoutMs: NODE_TIMEOUT_MS,
     viewMaxAgeMs: 0,
   });
-  return setup;
+  clusters.closeAfter(() => store.close());
+  return { cluster, store, directory };
 }
 
 /** Polls the cluster's status until `check` holds (bounded: a hung cluster fails the test). */

@@ -3,6 +3,7 @@ import { ClusterStore } from '../../adapters/cluster/cluster-store.ts';
 import type { ReplicaApi } from '../../adapters/cluster/replica-api-client.ts';
 import { type FileInfo, isStoreError, StoreError } from '../../storage/index.ts';
 import { MemoryDirectory } from '../support/memory-directory.ts';
+import { replicaApiOf } from './support/replica-api-double.ts';
 
 /**
  * The cluster store's telemetry: a replica that answers `corrupt` is told to observers, with the
@@ -13,7 +14,7 @@ import { MemoryDirectory } from '../support/memory-directory.ts';
 function damagedReplicas(): ReplicaApi {
   const stored = new Map<number, FileInfo>();
   const corrupt = (key: number) => new StoreError('corrupt', `key ${key}: bad checksum`);
-  return {
+  return replicaApiOf({
     async put(_node, volume, key, cookie, file) {
       const info = {
         key,
@@ -36,17 +37,7 @@ function damagedReplicas(): ReplicaApi {
       return info;
     },
     async delete() {},
-    async listKeys() {
-      return { keys: [], next: null };
-    },
-    async sync() {
-      return { volumes: 0, durationMs: 0 };
-    },
-    async status(node) {
-      return { node, replicas: [] };
-    },
-    async close() {},
-  };
+  });
 }
 
 describe('cluster store telemetry', () => {

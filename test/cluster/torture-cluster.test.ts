@@ -1,30 +1,22 @@
 import { randomInt } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { killAll } from '../../scripts/support/cli-process.ts';
+import { describe, expect, it } from 'vitest';
 import { runClusterTorture, tortureFailed } from '../../scripts/torture/cluster-harness.ts';
 import { formatFigures, formatNotes } from '../../scripts/torture/cluster-ledger.ts';
+import { useClusterFixture } from './support/cluster-fixture.ts';
 
 /**
  * The cluster's crash loop inside `npm test`, for 2 cycles (`npm run torture:cluster` runs as
  * many as asked). A fresh seed each run, printed on failure so that it can be repeated with
  * `npm run torture:cluster -- --seed S`. It starts its own PostgreSQL, as the script does.
  */
-let dir: string | undefined;
-afterEach(async () => {
-  await killAll();
-  if (dir) await rm(dir, { recursive: true, force: true });
-  dir = undefined;
-});
+const clusters = useClusterFixture('haystack-torture-cluster-test-');
 
 describe('cluster crash loop (short)', () => {
   it('loses nothing acknowledged over 2 cycles of kill -9 under load', {
     timeout: 180_000,
   }, async () => {
     const seed = randomInt(2 ** 31);
-    dir = await mkdtemp(path.join(tmpdir(), 'haystack-torture-cluster-test-'));
+    const dir = await clusters.dir();
     const lines: string[] = [];
     const result = await runClusterTorture({
       cycles: 2,

@@ -2,9 +2,11 @@ import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import type { RequestLogFields } from '../../handlers/logger.ts';
 import { StoreError } from '../../storage/index.ts';
 import { errorLog, UserError } from '../../wrangler-free-local/errors.ts';
+import { BATCH_CHARS } from '../../wrangler-free-local/log-destination.ts';
 import { createLogger, type Logger, logFormatFor } from '../../wrangler-free-local/logger.ts';
 import { loggableConfig } from '../../wrangler-free-local/options.ts';
 import {
@@ -29,6 +31,20 @@ const DEBUG = 20;
 
 /** A leftover of a crashed upload: the store removes it at start-up and logs that, at info. */
 const LEFTOVER = 'upload-0123456789abcdef.spool';
+
+/** A request line's fields, as handlers/observe.ts gives them. */
+function requestFields(reqId: string | undefined): RequestLogFields {
+  return {
+    reqId,
+    method: 'GET',
+    route: '/file/{id}',
+    path: '/file/1',
+    status: 404,
+    bytes: 61,
+    received: 0,
+    durationMs: 1.857,
+  };
+}
 
 /** Every line of `stdout` is a log record: none is lost to another format. */
 function allRecords(stdout: string): LogRecord[] {
@@ -85,6 +101,34 @@ describe('haystack start: its log', () => {
       [INFO, 'haystack stopped (data synced)'],
     ]);
     expect(rest.at(-1)?.exitCode).toBe(0);
+  });
+
+  it("logs a line per request while it runs, each request's own, kept through a kill -9", async () => {
+    const server = await cli.start(await cli.tempDir());
+    const ids = ['first-request', 'second-request', 'third-request'];
+    for (const id of ids) {
+      const res = await fetch(`${server.url}/file/12345`, { headers: { 'X-Request-Id': id } });
+      expect(res.status).toBe(404);
+      expect(res.headers.get('x-request-id')).toBe(id);
+      await res.arrayBuffer();
+    }
+    const requestLines = () => logRecords(server.stdout()).filter((r) => r.msg === 'request');
+    // Batched, so out within the batch's time: waited for, not timed.
+    await vi.waitFor(() => expect(requestLines()).toHaveLength(ids.length), { timeout: 30_000 });
+    expect(requestLines()).toEqual(
+      ids.map((reqId) =>
+        expect.objectContaining({
+          level: INFO,
+          reqId,
+          method: 'GET',
+          route: '/file/{id}',
+          path: '/file/12345',
+          status: 404,
+        }),
+      ),
+    );
+    const exit = await cli.crash(server);
+    expect(logRecords(exit.stdout).filter((r) => r.msg === 'request')).toHaveLength(ids.length);
   });
 
   it('--log-level warn keeps the trouble alone; silent logs nothing; info (the default) shows the rest', async () => {
@@ -251,6 +295,62 @@ describe('the runner logger', () => {
     }
   }
 
+  it('batches request lines, never past another line: out by the next other line, a flush, or the timer', async () => {
+    const dir = await makeTempDir();
+    try {
+      const file = path.join(dir, 'log');
+      const fd = openSync(file, 'w');
+      const logger = createLogger({ level: 'info', destination: fd, format: 'json' });
+      const line = (n: number) => ({ ...requestFields(`batch-${n}`), path: `/file/${n}` });
+      const ids = () => allRecords(readFileSync(file, 'utf8')).map((r) => r.reqId ?? r.msg);
+
+      logger.request?.(line(1));
+      logger.request?.(line(2));
+      expect(readFileSync(file, 'utf8'), 'request lines wait').toBe('');
+      logger.warn({}, 'something else');
+      expect(ids()).toEqual(['batch-1', 'batch-2', 'something else']);
+
+      logger.request?.(line(3));
+      logger.flush();
+      expect(ids().at(-1)).toBe('batch-3');
+
+      // A full batch goes out by itself, whole lines only, in order.
+      const many = Math.ceil(BATCH_CHARS / 150) + 1;
+      for (let n = 0; n < many; n++) logger.request?.(line(100 + n));
+      const written = ids().slice(4);
+      expect(written.length).toBeGreaterThan(0);
+      expect(written).toEqual(written.map((_, i) => `batch-${100 + i}`));
+
+      // The rest, by the timer (waited for, not timed).
+      logger.request?.(line(999));
+      await vi.waitFor(() => expect(ids().at(-1)).toBe('batch-999'), { timeout: 30_000 });
+      expect(ids().slice(4)).toEqual([
+        ...Array.from({ length: many }, (_, i) => `batch-${100 + i}`),
+        'batch-999',
+      ]);
+      closeSync(fd);
+    } finally {
+      await removeTempDir(dir);
+    }
+  });
+
+  it.each(['exit', 'end', 'throw'])(
+    'writes the request lines still waiting when the process ends (%s)',
+    (how) => {
+      const count = 40;
+      const child = spawnSync(
+        process.execPath,
+        ['--import', 'tsx', 'test/support/log-exit-child.ts', how, String(count)],
+        { cwd: repoRoot, encoding: 'utf8' },
+      );
+      expect(child.status).toBe(how === 'exit' ? 3 : how === 'throw' ? 1 : 0);
+      if (how === 'throw') expect(child.stderr).toContain('a fatal bug');
+      expect(allRecords(child.stdout).map((r) => r.reqId)).toEqual(
+        Array.from({ length: count }, (_, i) => `line-${i}`),
+      );
+    },
+  );
+
   it('writes JSON lines synchronously, at the level given', async () => {
     const atInfo = await written('json', 'info');
     expect(allRecords(atInfo).map((r) => [r.level, r.msg, r.url])).toEqual([
@@ -294,16 +394,7 @@ describe('the runner logger', () => {
 
   it("writes a request's line, by its fast path, as pino writes the same record", async () => {
     const hostile = '/file/1"\\\n\u0000\u2028é?x=<script>';
-    const fields = (reqId: string | undefined, path: string) => ({
-      reqId,
-      method: 'GET',
-      route: '/file/{id}',
-      path,
-      status: 404,
-      bytes: 61,
-      received: 0,
-      durationMs: 1.857,
-    });
+    const fields = (reqId: string | undefined, path: string) => ({ ...requestFields(reqId), path });
     const text = await written('json', 'info', (root) => {
       const gateway: Logger = root.child({ role: 'gateway' });
       for (const logger of [root, gateway]) {

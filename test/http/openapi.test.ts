@@ -2,11 +2,13 @@ import { readFile } from 'node:fs/promises';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import Ajv2020 from 'ajv/dist/2020.js';
 import fc from 'fast-check';
+import { Hono } from 'hono';
 import * as v from 'valibot';
 import { describe, expect, it } from 'vitest';
 import { createMemoryStore, type MemoryStoreOptions } from '../../adapters/memory/memory-store.ts';
 import { volumeIdText } from '../../handlers/admin-routes.ts';
 import { createApp } from '../../handlers/index.ts';
+import { openApiDocument } from '../../handlers/openapi.ts';
 import { parseContentLength, parseContentType, parseFileId } from '../../handlers/schemas.ts';
 import {
   type BlobStore,
@@ -16,6 +18,7 @@ import {
   type StoreErrorCode,
 } from '../../storage/index.ts';
 import { DelegatingStore, type StoreMethod } from '../support/delegating-store.ts';
+import { connect } from '../support/raw-http.ts';
 import { useVolumeStores } from '../support/volume-stores.ts';
 import { listen, MAX_BODY } from './helpers.ts';
 
@@ -29,7 +32,11 @@ import { listen, MAX_BODY } from './helpers.ts';
 const TOKEN = 'openapi-test-token';
 const AUTH = { Authorization: `Bearer ${TOKEN}` };
 
-type App = ReturnType<typeof createApp>;
+type HonoApp = ReturnType<typeof createApp>;
+/** Where a case sends its requests: the app itself, or a parent app it is mounted in. */
+interface App {
+  request(url: string, init?: RequestInit): Response | Promise<Response>;
+}
 type Json = { [name: string]: unknown };
 interface Answer {
   description: string;
@@ -43,16 +50,34 @@ interface Operation {
 interface OpenApi {
   openapi: string;
   info: { version: string };
+  servers?: { url: string }[];
   paths: Record<string, Record<string, Operation | Json[]>>;
   components: { schemas: Record<string, Json>; securitySchemes?: Json };
 }
 
-const appOver = (store: BlobStore): App =>
+const appOver = (store: BlobStore): HonoApp =>
   createApp({ store, maxBody: MAX_BODY, adminToken: TOKEN, onUnexpectedError: () => {} });
 
 const probe = appOver(createMemoryStore());
 const served = await probe.request('/openapi.json');
 const document = (await served.json()) as OpenApi;
+
+/** Where the tests mount the app in a parent, as the README's program does. */
+const MOUNT = '/media';
+
+/** A parent app with `app` mounted at `at`, the way createApp is meant to be mounted. */
+function mountedIn(app: HonoApp, at = MOUNT): Hono {
+  const parent = new Hono();
+  parent.route(at, app);
+  return parent;
+}
+
+const mountedServed = await mountedIn(appOver(createMemoryStore())).request(
+  `${MOUNT}/openapi.json`,
+);
+const mountedDocument = (await mountedServed.json()) as OpenApi;
+/** Where the mounted document says its paths are. */
+const serverUrl = mountedDocument.servers?.[0]?.url ?? '';
 
 /**
  * Whether the app has a route at `path`: the operating routes built beside this one (metrics,
@@ -407,15 +432,20 @@ async function expectDocumented({ operation, status }: Case, res: Response): Pro
   }
 }
 
+/** `doc` passes an OpenAPI 3.1 validator, with nothing to say. */
+async function expectOpenApi31(doc: OpenApi): Promise<void> {
+  const validator = new Validator();
+  const result = await validator.validate(doc as unknown as Json);
+  expect(result.errors ?? []).toEqual([]);
+  expect(result.valid).toBe(true);
+  expect(validator.version).toBe('3.1');
+}
+
 describe('GET /openapi.json', () => {
   it('is a valid OpenAPI 3.1 document', async () => {
     expect(served.status).toBe(200);
     expect(served.headers.get('content-type')).toMatch(/^application\/json/);
-    const validator = new Validator();
-    const result = await validator.validate(document as unknown as Json);
-    expect(result.errors ?? []).toEqual([]);
-    expect(result.valid).toBe(true);
-    expect(validator.version).toBe('3.1');
+    await expectOpenApi31(document);
   });
 
   it("carries the package's version", async () => {
@@ -428,7 +458,7 @@ describe('GET /openapi.json', () => {
       '/openapi.json',
     );
     const plain = (await res.json()) as OpenApi;
-    expect((await new Validator().validate(plain as unknown as Json)).valid).toBe(true);
+    await expectOpenApi31(plain);
     expect(Object.keys(plain.paths).filter((p) => p.startsWith('/admin'))).toEqual([]);
     expect(plain.components.securitySchemes).toBeUndefined();
     expect(
@@ -466,48 +496,207 @@ describe('GET /openapi.json', () => {
   });
 });
 
+describe('mounted in a parent app', () => {
+  /** The document a request for `url` gets from `parent`, with its answer. */
+  const documentAt = async (parent: Hono, url: string, init?: RequestInit) => {
+    const res = await parent.request(url, init);
+    const text = await res.text();
+    expect(res.status, text).toBe(200);
+    expect(Number(res.headers.get('content-length'))).toBe(Buffer.byteLength(text));
+    return JSON.parse(text) as OpenApi;
+  };
+  const serversAt = async (parent: Hono, url: string, init?: RequestInit) =>
+    (await documentAt(parent, url, init)).servers;
+  const appOverMemory = () => appOver(createMemoryStore());
+
+  it('names the mount as its server; paths and schemas are those of the app unmounted', async () => {
+    expect(mountedServed.status).toBe(200);
+    expect(serverUrl).toBe(MOUNT);
+    expect(mountedDocument.servers).toEqual([{ url: MOUNT }]);
+    const { servers: _, ...rest } = mountedDocument;
+    expect(rest).toEqual(document);
+    expect(mountedDocument).toEqual(
+      openApiDocument({ version: document.info.version, admin: true, prefix: MOUNT }),
+    );
+    await expectOpenApi31(mountedDocument);
+  });
+
+  it('has no servers unmounted or mounted at the root, which OpenAPI reads as /', async () => {
+    expect(document).not.toHaveProperty('servers');
+    expect(await serversAt(mountedIn(appOverMemory(), '/'), '/openapi.json')).toBeUndefined();
+  });
+
+  it("answers every documented path under the server URL, and none at the parent's root", async () => {
+    const parent = mountedIn(appOverMemory());
+    for (const [path, { allow, url, admin }] of Object.entries(PATHS)) {
+      const init = { method: allow[0] ?? 'GET', headers: admin ? AUTH : {} };
+      const under = await parent.request(`${serverUrl}${url}`, init);
+      // Only the parent's notFound answers plain text: every answer of the app's is JSON or a file.
+      expect(await under.text(), `${path} under ${serverUrl}`).not.toBe('404 Not Found');
+      const root = await parent.request(url, init);
+      expect(root.status, `${path} at the root`).toBe(404);
+      expect(await root.text()).toBe('404 Not Found');
+    }
+  });
+
+  it('tells the mount as the route has it, however the request spells its path', async () => {
+    const parent = mountedIn(appOverMemory());
+    for (const url of [
+      '/media/openapi.json?prefix=//evil.example',
+      '/%6Dedia/openapi.json',
+      '/media/openapi%2Ejson',
+    ]) {
+      expect(await serversAt(parent, url), url).toEqual([{ url: '/media' }]);
+    }
+    const nested = new Hono().basePath('/api');
+    nested.route('/media/', appOverMemory());
+    expect(await serversAt(nested, '/api/media/openapi.json')).toEqual([{ url: '/api/media' }]);
+    const lenient = new Hono({ strict: false });
+    lenient.route('/media', appOverMemory());
+    expect(await serversAt(lenient, '/media/openapi.json/')).toEqual([{ url: '/media' }]);
+  });
+
+  it('over a real server, takes nothing from the Host or forwarding headers; HEAD has the length', async () => {
+    const server = await listen(mountedIn(appOverMemory()).fetch);
+    try {
+      const connection = await connect(server.base);
+      await connection.write(
+        'GET /media/openapi.json HTTP/1.1\r\nHost: evil.example\r\n' +
+          'X-Forwarded-Host: evil.example\r\nX-Forwarded-Prefix: /evil\r\nConnection: close\r\n\r\n',
+      );
+      const { status, headers, body } = await connection.readResponse();
+      expect(status).toBe(200);
+      expect(body.toString()).not.toContain('evil');
+      expect((JSON.parse(body.toString()) as OpenApi).servers).toEqual([{ url: MOUNT }]);
+      expect(Number(headers['content-length'])).toBe(body.byteLength);
+      const head = await fetch(`${server.base}${MOUNT}/openapi.json`, { method: 'HEAD' });
+      expect(head.status).toBe(200);
+      expect(head.headers.get('content-length')).toBe(String(body.byteLength));
+      expect(await head.text()).toBe('');
+    } finally {
+      await server.close();
+    }
+  });
+
+  describe('under a mount the client can vary', () => {
+    /** The server URL resolves on the origin the document came from, and reaches the app there. */
+    const expectReachable = async (parent: Hono, url: string) => {
+      expect(url).toMatch(/^\/(?!\/)/);
+      const status = new URL(`${url}/status`, 'https://store.example/');
+      expect(status.origin).toBe('https://store.example');
+      const res = await parent.request(`${status.pathname}${status.search}`);
+      expect(res.status, `${url}/status`).toBe(200);
+      expect(await res.json()).toMatchObject({ volumes: expect.any(Array) });
+    };
+
+    it("gives each request its own tenant's prefix, keeping none", async () => {
+      const parent = mountedIn(appOverMemory(), '/:tenant');
+      // Interleaved, twice over: a document kept for one prefix would show under another.
+      const tenants = Array.from({ length: 50 }, (_, i) => `tenant-${i}`);
+      for (const round of [1, 2]) {
+        for (const tenant of tenants) {
+          expect(await serversAt(parent, `/${tenant}/openapi.json`), `round ${round}`).toEqual([
+            { url: `/${tenant}` },
+          ]);
+        }
+      }
+      await expectReachable(parent, '/tenant-7');
+    });
+
+    it('keeps a hostile prefix to a same-origin path that leads back to the app', async () => {
+      const parent = mountedIn(appOverMemory(), '/:tenant');
+      // What the request's path is, and the server URL it must give.
+      const spellings: [string, string][] = [
+        ['/caf%C3%A9%20x', '/caf%C3%A9%20x'],
+        ['/café x', '/caf%C3%A9%20x'],
+        ['/a"b', '/a%22b'],
+        ['/<script>', '/%3Cscript%3E'],
+        ["/x'y", "/x'y"],
+        ['/%5Cevil.example', '/%5Cevil.example'],
+        ['/a%2Fb', '/a%2Fb'],
+        ['/100%25', '/100%25'],
+      ];
+      for (const [sent, expected] of spellings) {
+        const doc = await documentAt(parent, `${sent}/openapi.json`);
+        expect(doc.servers, sent).toEqual([{ url: expected }]);
+        expect(doc.paths).toEqual(document.paths);
+        await expectReachable(parent, expected);
+      }
+    });
+
+    it('writes a prefix that begins with // so that it cannot name another host', async () => {
+      const parent = mountedIn(appOverMemory(), '/:tenant{.+}');
+      const servers = await serversAt(parent, '//evil.example/openapi.json');
+      expect(servers).toEqual([{ url: '/.//evil.example' }]);
+      await expectReachable(parent, '/.//evil.example');
+    });
+  });
+});
+
+/**
+ * How a case's app is reached: itself, and mounted in a parent at `MOUNT`, where each request
+ * goes to the mounted document's server URL followed by the path the unmounted one documents
+ * (the two documents' paths and schemas are the same: see "mounted in a parent app").
+ */
+const reaches: { name: string; reach: (app: HonoApp) => App }[] = [
+  { name: 'the app', reach: (app) => app },
+  {
+    name: `mounted at ${MOUNT}, at the document's servers URL`,
+    reach: (app) => {
+      const parent = mountedIn(app);
+      return { request: (url, init) => parent.request(`${serverUrl}${url}`, init) };
+    },
+  },
+];
+
 describe('every documented answer, from a real request', () => {
   const volumes = useVolumeStores('haystack-openapi-');
-  const tools: Tools = {
-    volumeApp: async () => appOver(await volumes.open()),
-    memoryApp: (options) => appOver(createMemoryStore(options)),
-    failing: async (method, code) =>
-      appOver(
-        new DelegatingStore(await volumes.open(), {
-          before: (called) => {
-            if (called === method) throw new StoreError(code, `injected ${code}`);
-          },
-        }),
-      ),
-    closedApp: async () => {
-      const store = await volumes.open();
-      await store.close();
-      return appOver(store);
-    },
-    stored: async (app) => {
-      const res = await send(app, 'POST', '/file', { body: 'abc' });
-      expect(res.status).toBe(201);
-      return (await res.json()) as { key: number; etag: string };
-    },
-  };
 
-  for (const c of cases) {
-    const path = c.operation.split(' ')[1] ?? '';
-    it.skipIf(routeMissing.get(path) === true)(
-      `${c.operation} ${c.status}: ${c.name}`,
-      async () => {
-        const res = await c.run(tools);
-        await expectDocumented(c, res);
-        if (c.status === 405) {
-          const allowed = PATHS[path]?.allow ?? [];
-          expect(res.headers.get('allow')?.split(/,\s*/).sort()).toEqual([...allowed].sort());
-        }
-      },
-    );
+  for (const { name, reach } of reaches) {
+    describe(name, () => {
+      const over = (store: BlobStore) => reach(appOver(store));
+      const tools: Tools = {
+        volumeApp: async () => over(await volumes.open()),
+        memoryApp: (options) => over(createMemoryStore(options)),
+        failing: async (method, code) =>
+          over(
+            new DelegatingStore(await volumes.open(), {
+              before: (called) => {
+                if (called === method) throw new StoreError(code, `injected ${code}`);
+              },
+            }),
+          ),
+        closedApp: async () => {
+          const store = await volumes.open();
+          await store.close();
+          return over(store);
+        },
+        stored: async (app) => {
+          const res = await send(app, 'POST', '/file', { body: 'abc' });
+          expect(res.status).toBe(201);
+          return (await res.json()) as { key: number; etag: string };
+        },
+      };
+
+      for (const c of cases) {
+        const path = c.operation.split(' ')[1] ?? '';
+        it.skipIf(routeMissing.get(path) === true)(
+          `${c.operation} ${c.status}: ${c.name}`,
+          async () => {
+            const res = await c.run(tools);
+            await expectDocumented(c, res);
+            if (c.status === 405) {
+              const allowed = PATHS[path]?.allow ?? [];
+              expect(res.headers.get('allow')?.split(/,\s*/).sort()).toEqual([...allowed].sort());
+            }
+          },
+        );
+      }
+    });
   }
 
   it('serves the same document over a real server, and HEAD without it', async () => {
-    const server = await listen(tools.memoryApp().fetch);
+    const server = await listen(appOver(createMemoryStore()).fetch);
     try {
       const res = await fetch(`${server.base}/openapi.json`);
       expect(res.headers.get('content-type')).toMatch(/^application\/json/);

@@ -28,7 +28,8 @@ function capturingLogger(): Logger & { lines: Line[] } {
   return { lines, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+/** An id the app made: its process's prefix, a counter. */
+const MADE_ID = /^[0-9a-v]{12}-[0-9a-z]+$/;
 
 function setupLogged(store: BlobStore = createMemoryStore()) {
   const logger = capturingLogger();
@@ -55,7 +56,7 @@ describe('the request log', () => {
       level: 'info',
       msg: 'request',
       obj: {
-        reqId: expect.stringMatching(UUID),
+        reqId: expect.stringMatching(MADE_ID),
         method: 'POST',
         route: '/file',
         path: '/file',
@@ -116,6 +117,24 @@ describe('the request log', () => {
     await expectError(await app.request('/file/1'), 500, 'corrupt');
     expect(logger.lines).toHaveLength(1);
     expect(logger.lines[0]).toMatchObject({ level: 'error', obj: { status: 500, err: corrupt } });
+  });
+
+  it('at a level above info, builds no request line but still logs a 5xx', async () => {
+    const inner = createMemoryStore();
+    const bug = new TypeError('a bug');
+    const store = new DelegatingStore(inner, { status: () => Promise.reject(bug) });
+    const logger = Object.assign(capturingLogger(), {
+      isLevelEnabled: (level: string) => level === 'warn' || level === 'error',
+      request: vi.fn(),
+    });
+    const app = createApp({ store, maxBody: MAX_BODY, logger });
+    expect((await app.request('/healthz')).status).toBe(200);
+    expect((await app.request('/file', { method: 'POST', body: 'x' })).status).toBe(201);
+    await expectError(await app.request('/status'), 500, 'internal');
+    expect(logger.request).not.toHaveBeenCalled();
+    expect(logger.lines).toEqual([
+      { level: 'error', msg: 'request', obj: expect.objectContaining({ status: 500, err: bug }) },
+    ]);
   });
 
   it('cuts a long path at 1024 characters', async () => {
@@ -196,11 +215,11 @@ describe('X-Request-Id', () => {
       const headers: Record<string, string> = id === undefined ? {} : { 'x-request-id': id };
       const res = await app.request('/healthz', { headers });
       const answered = res.headers.get('x-request-id');
-      expect(answered).toMatch(UUID);
+      expect(answered).toMatch(MADE_ID);
     }
     const logged = logger.lines.map((line) => line.obj.reqId as string);
     expect(logged).toHaveLength(hostile.length + 1);
-    for (const id of logged) expect(id).toMatch(UUID);
+    for (const id of logged) expect(id).toMatch(MADE_ID);
     expect(new Set(logged).size).toBe(logged.length);
   });
 
@@ -217,7 +236,7 @@ describe('X-Request-Id', () => {
       await app.request('/metrics'),
     ];
     expect(answers.map((res) => res.status)).toEqual([200, 304, 200, 206, 404, 405, 200]);
-    for (const res of answers) expect(res.headers.get('x-request-id')).toMatch(UUID);
+    for (const res of answers) expect(res.headers.get('x-request-id')).toMatch(MADE_ID);
   });
 
   it('without a logger, is echoed when the client sent one and not made up otherwise', async () => {
