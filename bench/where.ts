@@ -436,8 +436,12 @@ function otherWrk(): number[] {
  */
 async function waitForOtherWrk(): Promise<number> {
   const start = Date.now();
-  while (otherWrk().length > 0 && Date.now() - start < 15 * 60_000) await sleep(2000);
-  return (Date.now() - start) / 1000;
+  let waited = 0;
+  while (otherWrk().length > 0 && Date.now() - start < 15 * 60_000) {
+    await sleep(2000);
+    waited = (Date.now() - start) / 1000;
+  }
+  return waited;
 }
 
 interface WrkResult {
