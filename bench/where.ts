@@ -854,7 +854,7 @@ async function runRound(
         if (opts.warmup > 0) {
           const warm = envFor(false);
           const res = await runWrk(ctx, server.port, opts.warmup, warm.env);
-          if (warm.out) server.paths.push(...readPaths(warm.out));
+          if (warm.out) for (const p of readPaths(warm.out)) server.paths.push(p);
           const failed = failures(mode, res);
           if (Object.keys(failed).length > 0) {
             console.log(`  warm-up of ${server.name} ${mode}: ${JSON.stringify(failed)}`);
@@ -878,7 +878,7 @@ async function runRound(
         const main1 = mainThreadCpu(server.proc.pid);
         const prof1 = profilerThreadUs(server.proc.pid);
         const coreAfter = opts.pin ? coreTicks('1') : undefined;
-        if (timed.out) server.paths.push(...readPaths(timed.out));
+        if (timed.out) for (const p of readPaths(timed.out)) server.paths.push(p);
         const requests = res.requests;
         const userUs = (cpu1.userUs - cpu0.userUs) / requests;
         const sysUs = (cpu1.sysUs - cpu0.sysUs) / requests;
