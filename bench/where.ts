@@ -15,10 +15,12 @@
  * fdatasync, ...), other natives, and JavaScript by module (node:*, hono, @hono/node-server,
  * the store's handlers/, adapters/, wrangler-free-local/, storage/, pino/prom-client, other),
  * plus the top 12 self-time functions. The profile's time is wall time, which a busy machine
- * inflates (the thread waits for its CPU); so each bucket is shown as its share of the main
- * thread's non-idle samples times that thread's measured CPU time per request, and the buckets
- * with the other threads' CPU add up to the process's. The difference, store minus hono-bare,
- * per bucket is what the store's extra time goes to.
+ * inflates (the thread waits for its CPU), so each bucket is shown twice: its share of the main
+ * thread's non-idle samples times that thread's CPU time per request (these and the other
+ * threads' CPU add up to the process's), and its profile (wall) time per request, idle apart.
+ * A stretch the main thread waited for its core is charged to the code it was in: most often a
+ * native that has just woken a thread of libuv's pool (the pool runs on the same pinned core).
+ * The difference, store minus hono-bare, per bucket is what the store's extra time goes to.
  *
  * Per round and size both servers are started fresh (empty data directory in a temp dir under
  * os.tmpdir(): durable writes need the real disk), then each phase runs on the store and then on
@@ -113,6 +115,7 @@ const FIXED_BUCKETS = {
   before: ['GC', '(program)'],
   after: [
     'other natives',
+    'crc32 (node:zlib)',
     'node:*',
     'hono',
     '@hono/node-server',
@@ -576,14 +579,23 @@ function classifier(profile: CpuProfile): (id: number) => Classified {
     if (name === '(program)' || name === '(root)') return { bucket: '(program)', fn: name };
     if (url === '') {
       if (SYSCALL_NATIVES.has(name)) {
-        // fs and sockets both have writeBuffer, writev-like calls: say which.
-        const up = byId.get(parent.get(node.id) ?? -1)?.callFrame.url ?? '';
-        const label = /^node:(internal\/)?fs/.test(up) ? `${name} (fs)` : name;
+        // fs and sockets both have writeBuffer and the like: say which, and for fs whether the
+        // call does the work (…Sync) or hands it to libuv's pool (promises, callbacks).
+        const up = byId.get(parent.get(node.id) ?? -1)?.callFrame;
+        const upUrl = up?.url ?? '';
+        const label =
+          upUrl === 'node:internal/fs/promises'
+            ? `${name} (fs, to the pool)`
+            : /^node:(internal\/)?fs/.test(upUrl)
+              ? `${name} (fs${up?.functionName.endsWith('Sync') ? ', sync' : ', to the pool'})`
+              : name;
         return { bucket: label, fn: `${label} (native)` };
       }
       return { bucket: 'other natives', fn: `${name} (native)` };
     }
     const where = `${name} ${shortUrl(url)}:${lineNumber + 1}`;
+    // The checksums: node:zlib's crc32 (a fast native call, sampled as this frame).
+    if (url === 'node:zlib' && name === 'crc32') return { bucket: 'crc32 (node:zlib)', fn: where };
     if (url.startsWith('node:')) return { bucket: 'node:*', fn: where };
     if (url.includes('/node_modules/')) {
       const pkg = packageOf(url);
@@ -685,7 +697,7 @@ interface Sample {
   minflt: number;
   window: Window;
   /** CPU 1's busy share over the window and the server's own share of it, in percent. */
-  core?: { busy: number; server: number };
+  core?: { busy: number; server: number; client: number };
   load1: number;
   failures: Record<string, number>;
   /** Another wrk (another session's benchmark) ran during the window: the figures are suspect. */
@@ -862,6 +874,7 @@ async function runRound(
         }
         const timed = envFor(true);
         const core = opts.pin ? coreTicks('1') : undefined;
+        const client = opts.pin ? coreTicks('0') : undefined;
         const cpu0 = procCpu(server.proc.pid);
         const main0 = mainThreadCpu(server.proc.pid);
         const prof0 = profilerThreadUs(server.proc.pid);
@@ -878,6 +891,7 @@ async function runRound(
         const main1 = mainThreadCpu(server.proc.pid);
         const prof1 = profilerThreadUs(server.proc.pid);
         const coreAfter = opts.pin ? coreTicks('1') : undefined;
+        const clientAfter = opts.pin ? coreTicks('0') : undefined;
         if (timed.out) for (const p of readPaths(timed.out)) server.paths.push(p);
         const requests = res.requests;
         const userUs = (cpu1.userUs - cpu0.userUs) / requests;
@@ -908,13 +922,14 @@ async function runRound(
           failures: failures(mode, res),
           otherWrk: otherWrk().length > 0 || otherWrkSeen,
         };
-        if (core && coreAfter && coreAfter.total > core.total) {
+        if (core && coreAfter && client && clientAfter && coreAfter.total > core.total) {
           const ticks = coreAfter.total - core.total;
           const serverTicks =
             ((cpu1.userUs + cpu1.sysUs - cpu0.userUs - cpu0.sysUs) / 1e6) * CLOCK_TICKS;
           sample.core = {
             busy: (100 * (coreAfter.busy - core.busy)) / ticks,
             server: (100 * serverTicks) / ticks,
+            client: (100 * (clientAfter.busy - client.busy)) / (clientAfter.total - client.total),
           };
         }
         samples.push(sample);
@@ -929,7 +944,7 @@ async function runRound(
             ` ${fmt(sample.rps).padStart(7)} req/s  CPU ${fmt(userUs + sysUs, 1).padStart(6)} us/req` +
             ` (user ${fmt(userUs, 1)}, sys ${fmt(sysUs, 1)}, profiler ${fmt(sample.profilerUs, 1)})` +
             (sample.core
-              ? `  CPU 1 ${fmt(sample.core.busy)}% busy, server ${fmt(sample.core.server)}%`
+              ? `  CPU 1 ${fmt(sample.core.busy)}% busy, server ${fmt(sample.core.server)}%; CPU 0 ${fmt(sample.core.client)}%`
               : '') +
             `  load ${fmt(sample.load1, 2)}${bad}`,
         );
@@ -1041,11 +1056,24 @@ interface PhaseReport {
 }
 
 function phaseReport(label: string, samples: readonly Sample[]): PhaseReport {
-  const rows: string[][] = [['us per request', 'store', 'hono-bare', 'store - hono-bare']];
-  const line = (name: string, f: { store: number; bare: number; diff: number }, digits = 1) =>
-    rows.push([name, fmt(f.store, digits), fmt(f.bare, digits), signed(f.diff, digits)]);
-  const percent = (name: string, f: { store: number; bare: number }) =>
-    rows.push([name, `${fmt(100 * f.store)}%`, `${fmt(100 * f.bare)}%`, '']);
+  type Figure = { store: number; bare: number; diff: number };
+  const rows: string[][] = [
+    [
+      'us per request',
+      'store',
+      'hono-bare',
+      'difference',
+      'wall: store',
+      'hono-bare',
+      'difference',
+    ],
+  ];
+  const cells = (f: Figure | undefined, digits: number) =>
+    f ? [fmt(f.store, digits), fmt(f.bare, digits), signed(f.diff, digits)] : ['', '', ''];
+  const line = (name: string, f: Figure | undefined, wall?: Figure, digits = 1) =>
+    rows.push([name, ...cells(f, digits), ...cells(wall, digits)]);
+  const bucketOf = (key: 'buckets' | 'sampled', bucket: string) =>
+    figure(samples, (s) => (s.profile ? (s.profile[key][bucket] ?? 0) : undefined));
   const rps = figure(samples, (s) => s.rps);
   const cpu = figure(samples, cpuOf);
   line('CPU, user + system (/proc; all threads but the profiler)', cpu);
@@ -1064,37 +1092,40 @@ function phaseReport(label: string, samples: readonly Sample[]): PhaseReport {
     figure(samples, (s) => s.sysUs - s.main.sysUs),
   );
   line(
-    '  main thread, by the profile:',
+    'main thread: wall time per request (1 / req/s)',
+    undefined,
+    figure(samples, (s) => s.wallUs),
+  );
+  line(
+    '  waiting for a CPU (schedstat)',
+    undefined,
+    figure(samples, (s) => s.main.waitUs),
+  );
+  line('  idle (profile)', undefined, bucketOf('sampled', 'idle'));
+  line(
+    '  busy: CPU (task stat), profile time',
     figure(samples, (s) => s.main.cpuUs),
+    figure(samples, (s) =>
+      s.profile ? s.profile.sampledUs - (s.profile.sampled.idle ?? 0) : undefined,
+    ),
   );
   const differences: Array<{ bucket: string; diff: number }> = [
     { bucket: OTHER_THREADS, diff: others.diff },
   ];
   for (const bucket of bucketOrder(samples)) {
-    const f = figure(samples, (s) => (s.profile ? (s.profile.buckets[bucket] ?? 0) : undefined));
-    line(`    ${bucket}`, f);
+    const f = bucketOf('buckets', bucket);
+    line(`    ${bucket}`, f, bucketOf('sampled', bucket));
     differences.push({ bucket, diff: f.diff });
   }
   line(
     'minor page faults per request',
     figure(samples, (s) => s.minflt),
+    undefined,
     2,
   );
   line(
-    "the profiler's thread (left out above)",
+    "the profiler's own thread (left out above)",
     figure(samples, (s) => s.profilerUs),
-  );
-  line(
-    'main thread wall time (1 / req/s)',
-    figure(samples, (s) => s.wallUs),
-  );
-  percent(
-    '  share idle (profile)',
-    figure(samples, (s) => s.profile?.idleShare),
-  );
-  percent(
-    '  share waiting for a CPU (schedstat)',
-    figure(samples, (s) => (s.main.waitUs === undefined ? undefined : s.main.waitUs / s.wallUs)),
   );
   differences.sort(
     (x, y) => (Number.isFinite(y.diff) ? y.diff : -1e9) - (Number.isFinite(x.diff) ? x.diff : -1e9),
@@ -1102,23 +1133,26 @@ function phaseReport(label: string, samples: readonly Sample[]): PhaseReport {
   const top = differences.slice(0, 3);
   const failed = samples.filter((s) => Object.keys(s.failures).length > 0);
   const crowded = samples.filter((s) => s.otherWrk);
+  const clientBound = samples.filter((s) => (s.core?.client ?? 0) >= 95);
   const rounds = new Set(samples.map((s) => s.rep)).size;
   const loads = samples.map((s) => s.load1);
   const cores = samples.flatMap((s) => (s.core ? [s.core] : []));
   const range = (values: number[], digits = 0) =>
     `${fmt(Math.min(...values), digits)}-${fmt(Math.max(...values), digits)}`;
   const contention = cores.length
-    ? `; CPU 1 busy ${range(cores.map((c) => c.busy))}%, the server's own part ${range(cores.map((c) => c.server))}%`
+    ? `; CPU 1 busy ${range(cores.map((c) => c.busy))}%, the server's own part ${range(cores.map((c) => c.server))}%; CPU 0 (wrk) ${range(cores.map((c) => c.client))}%`
     : '';
+  const who = (list: Sample[]) => list.map((s) => `${s.server} round ${s.rep}`).join(', ');
   const text = [
     `${label}: store ${fmt(rps.store)} req/s, hono-bare ${fmt(rps.bare)} req/s (x ${fmt(rps.store / rps.bare, 2)}); ` +
       `medians of ${rounds} round(s); load ${range(loads, 2)}${contention}`,
     table(rows),
     ...topFunctions(samples),
+    ...(clientBound.length
+      ? [`wrk's core was >= 95% busy for ${who(clientBound)}: req/s there is a floor`]
+      : []),
     ...(crowded.length
-      ? [
-          `another session's wrk ran during: ${crowded.map((s) => `${s.server} round ${s.rep}`).join(', ')} (figures suspect)`,
-        ]
+      ? [`another session's wrk ran during ${who(crowded)}: figures suspect`]
       : []),
     ...(failed.length
       ? [
