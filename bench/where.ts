@@ -456,6 +456,8 @@ interface WrkResult {
   non2xx: number;
   nokey: number;
   non2xx_statuses: Record<string, number>;
+  /** Added here: wrk's own CPU time over its run, percent of one core. */
+  wrkBusy?: number;
 }
 
 interface Ctx {
@@ -496,7 +498,20 @@ async function runWrk(
     path.join(ctx.logs, `wrk-${n}.log`),
     { ...process.env, BENCH_THREADS: '1', BENCH_RESULT: resultFile, ...env },
   );
+  // wrk's own CPU time, read while it runs (it is gone once it exits): a share near 100 % of its
+  // core means the client, not the server, set the pace.
+  const startedAt = nowUs();
+  let busy: number | undefined;
+  const poll = setInterval(() => {
+    try {
+      const { userUs, sysUs } = procCpu(proc.pid);
+      busy = (100 * (userUs + sysUs)) / (nowUs() - startedAt);
+    } catch {
+      // exited
+    }
+  }, 250);
   const done = await Promise.race([proc.exited, sleep((seconds + 30) * 1000).then(() => null)]);
+  clearInterval(poll);
   if (!done) {
     await stopProc(proc, 2000);
     throw new Error(`wrk did not finish; ${tail(proc.log)}`);
@@ -505,7 +520,9 @@ async function runWrk(
   if (!fs.existsSync(resultFile)) {
     throw new Error(`wrk exited ${done.code ?? done.signal} without a result:\n${tail(proc.log)}`);
   }
-  return JSON.parse(fs.readFileSync(resultFile, 'utf8')) as WrkResult;
+  const result = JSON.parse(fs.readFileSync(resultFile, 'utf8')) as WrkResult;
+  if (busy !== undefined) result.wrkBusy = busy;
+  return result;
 }
 
 /** Every kind of failed answer wrk and the Lua script count, by kind; empty when clean. */
@@ -518,6 +535,43 @@ function failures(mode: Mode, res: WrkResult): Record<string, number> {
     timeout: e.timeout,
   };
   return Object.fromEntries(Object.entries(all).filter(([, v]) => v > 0));
+}
+
+// ---- the store's own account of its flushes (GET /metrics) ----
+
+interface Flushes {
+  flushes: number;
+  writes: number;
+  seconds: number;
+}
+
+/** The sum over every series of a Prometheus text family's sample, by exact metric name. */
+function metricSum(text: string, name: string): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const rest = line.slice(name.length);
+    if (rest[0] !== ' ' && rest[0] !== '{') continue;
+    const value = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (Number.isFinite(value)) sum += value;
+  }
+  return sum;
+}
+
+/** Group commit's flushes so far, the writes they made durable and the time they took. */
+async function storeFlushes(port: number): Promise<Flushes | undefined> {
+  try {
+    const got = await get(port, '/metrics');
+    if (got.status !== 200) return undefined;
+    const text = got.body.toString('utf8');
+    return {
+      flushes: metricSum(text, 'haystack_group_commit_flushes_total'),
+      writes: metricSum(text, 'haystack_group_commit_writes_per_flush_sum'),
+      seconds: metricSum(text, 'haystack_group_commit_flush_duration_seconds_sum'),
+    };
+  } catch {
+    return undefined;
+  }
 }
 
 // ---- profiles ----
@@ -698,6 +752,10 @@ interface Sample {
   window: Window;
   /** CPU 1's busy share over the window and the server's own share of it, in percent. */
   core?: { busy: number; server: number; client: number };
+  /** wrk's own CPU time over the window, percent of one core. */
+  wrkBusy?: number;
+  /** The store's group-commit flushes in the window (from its /metrics, read around it). */
+  flushes?: Flushes;
   load1: number;
   failures: Record<string, number>;
   /** Another wrk (another session's benchmark) ran during the window: the figures are suspect. */
@@ -873,6 +931,7 @@ async function runRound(
           }
         }
         const timed = envFor(true);
+        const flushes0 = server.name === 'store' ? await storeFlushes(server.port) : undefined;
         const core = opts.pin ? coreTicks('1') : undefined;
         const client = opts.pin ? coreTicks('0') : undefined;
         const cpu0 = procCpu(server.proc.pid);
@@ -922,6 +981,15 @@ async function runRound(
           failures: failures(mode, res),
           otherWrk: otherWrk().length > 0 || otherWrkSeen,
         };
+        if (res.wrkBusy !== undefined) sample.wrkBusy = res.wrkBusy;
+        const flushes1 = flushes0 ? await storeFlushes(server.port) : undefined;
+        if (flushes0 && flushes1 && flushes1.flushes > flushes0.flushes) {
+          sample.flushes = {
+            flushes: flushes1.flushes - flushes0.flushes,
+            writes: flushes1.writes - flushes0.writes,
+            seconds: flushes1.seconds - flushes0.seconds,
+          };
+        }
         if (core && coreAfter && client && clientAfter && coreAfter.total > core.total) {
           const ticks = coreAfter.total - core.total;
           const serverTicks =
@@ -944,7 +1012,7 @@ async function runRound(
             ` ${fmt(sample.rps).padStart(7)} req/s  CPU ${fmt(userUs + sysUs, 1).padStart(6)} us/req` +
             ` (user ${fmt(userUs, 1)}, sys ${fmt(sysUs, 1)}, profiler ${fmt(sample.profilerUs, 1)})` +
             (sample.core
-              ? `  CPU 1 ${fmt(sample.core.busy)}% busy, server ${fmt(sample.core.server)}%; CPU 0 ${fmt(sample.core.client)}%`
+              ? `  CPU 1 ${fmt(sample.core.busy)}% busy, server ${fmt(sample.core.server)}%; CPU 0 ${fmt(sample.core.client)}%, wrk ${fmt(sample.wrkBusy ?? Number.NaN)}%`
               : '') +
             `  load ${fmt(sample.load1, 2)}${bad}`,
         );
@@ -1133,23 +1201,31 @@ function phaseReport(label: string, samples: readonly Sample[]): PhaseReport {
   const top = differences.slice(0, 3);
   const failed = samples.filter((s) => Object.keys(s.failures).length > 0);
   const crowded = samples.filter((s) => s.otherWrk);
-  const clientBound = samples.filter((s) => (s.core?.client ?? 0) >= 95);
+  const clientBound = samples.filter((s) => (s.wrkBusy ?? 0) >= 90);
   const rounds = new Set(samples.map((s) => s.rep)).size;
   const loads = samples.map((s) => s.load1);
   const cores = samples.flatMap((s) => (s.core ? [s.core] : []));
   const range = (values: number[], digits = 0) =>
     `${fmt(Math.min(...values), digits)}-${fmt(Math.max(...values), digits)}`;
   const contention = cores.length
-    ? `; CPU 1 busy ${range(cores.map((c) => c.busy))}%, the server's own part ${range(cores.map((c) => c.server))}%; CPU 0 (wrk) ${range(cores.map((c) => c.client))}%`
+    ? `; CPU 1 busy ${range(cores.map((c) => c.busy))}%, the server's own part ${range(cores.map((c) => c.server))}%; CPU 0 ${range(cores.map((c) => c.client))}%, wrk itself ${range(samples.map((s) => s.wrkBusy ?? Number.NaN))}%`
     : '';
+  const flushed = samples.flatMap((s) => (s.flushes ? [s.flushes] : []));
+  const flushLine = flushed.length
+    ? [
+        `store's group commit (its /metrics): ${fmt(median(flushed.map((f) => f.writes / f.flushes)), 1)} writes per flush, ` +
+          `${fmt(median(flushed.map((f) => (1000 * f.seconds) / f.flushes)), 2)} ms per flush (medians over the rounds)`,
+      ]
+    : [];
   const who = (list: Sample[]) => list.map((s) => `${s.server} round ${s.rep}`).join(', ');
   const text = [
     `${label}: store ${fmt(rps.store)} req/s, hono-bare ${fmt(rps.bare)} req/s (x ${fmt(rps.store / rps.bare, 2)}); ` +
       `medians of ${rounds} round(s); load ${range(loads, 2)}${contention}`,
     table(rows),
+    ...flushLine,
     ...topFunctions(samples),
     ...(clientBound.length
-      ? [`wrk's core was >= 95% busy for ${who(clientBound)}: req/s there is a floor`]
+      ? [`wrk itself used >= 90% of its core for ${who(clientBound)}: req/s there is a floor`]
       : []),
     ...(crowded.length
       ? [`another session's wrk ran during ${who(crowded)}: figures suspect`]
