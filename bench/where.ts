@@ -28,9 +28,13 @@
  * profiles written to bench/results/where-<time>/ (git-ignored) with where.json and summary.txt.
  * Tables give medians over the rounds; a difference is the median of the rounds' differences.
  *
+ * Read and mixed pick their files from the last ones written, as many as the shared benchmark
+ * writes (21,000 at 1 KiB, 6,000 at 64 KiB: the size of its read set; `--read-set 1k:N,64k:N`).
+ *
  * Options: --duration 6 --warmup 2 --reps 2 --phases 1k-write,1k-read,1k-mixed,64k-write,
  * 64k-read,64k-mixed (also `read`, `64k`, ...) --cache-size 0 (e.g. 64M) --no-pin
- * --connections 32 --interval 1000 (the profiler's sampling interval, us) --out DIR.
+ * --connections 32 --read-set 1k:21000,64k:6000 --interval 1000 (the profiler's sampling
+ * interval, us) --out DIR.
  * Everything is on 127.0.0.1; children run in their own process groups and are killed, and the
  * temp dir removed, on error, Ctrl-C or SIGTERM.
  */
@@ -137,6 +141,8 @@ interface Options {
   cacheSize: string;
   pin: boolean;
   phases: Map<string, Set<Mode>>;
+  /** Files read and mixed pick from, by size id: the last ones written. */
+  readSet: Map<string, number>;
   out: string;
 }
 
@@ -151,6 +157,7 @@ function options(): Options {
     'pin',
     'connections',
     'interval',
+    'read-set',
     'out',
   ]);
   for (const name of args.keys()) if (!known.has(name)) throw new Error(`unknown option --${name}`);
@@ -179,6 +186,23 @@ function options(): Options {
       phases.set(s.id, set);
     }
   }
+  // As many files as the shared benchmark writes (its 1,000 warm-up writes and 20,000 at 1 KiB,
+  // 5,000 at 64 KiB), so that the read set has its size, whatever the write phase wrote.
+  const readSet = new Map<string, number>([
+    ['1k', 21_000],
+    ['64k', 6_000],
+  ]);
+  const setArg = args.get('read-set');
+  if (typeof setArg === 'string') {
+    for (const part of setArg.split(',')) {
+      const [id, count] = part.split(':') as [string, string | undefined];
+      const n = Number(count);
+      if (!readSet.has(id) || !Number.isInteger(n) || n < 1) {
+        throw new Error(`--read-set: ${part}? (1k:21000,64k:6000)`);
+      }
+      readSet.set(id, n);
+    }
+  }
   const cache = args.get('cache-size');
   const out = args.get('out');
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
@@ -191,6 +215,7 @@ function options(): Options {
     cacheSize: typeof cache === 'string' ? cache : '0',
     pin: args.get('pin') !== false,
     phases,
+    readSet,
     out: path.resolve(
       typeof out === 'string' ? out : path.join(ROOT, 'bench', 'results', `where-${stamp}`),
     ),
@@ -1017,7 +1042,8 @@ async function runRound(
             `  load ${fmt(sample.load1, 2)}${bad}`,
         );
         if (mode === 'write') {
-          fs.writeFileSync(pathsIn, `${server.paths.join('\n')}\n`);
+          const keep = opts.readSet.get(size.id) ?? server.paths.length;
+          fs.writeFileSync(pathsIn, `${server.paths.slice(-keep).join('\n')}\n`);
           if (server.name === 'store') {
             const check = await verify(server, body, 50);
             checks.push(check);
@@ -1341,6 +1367,7 @@ async function main(): Promise<void> {
     `wrk -t1 -c${opts.connections} with ${lua}; ${opts.warmup} s untimed + ${opts.duration} s timed per phase; ` +
       `${opts.reps} round(s); ${opts.pin ? 'servers on CPU 1, wrk on CPU 0' : 'unpinned'}; ` +
       `--cpu-prof-interval ${opts.interval} us; profiles in ${path.relative(ROOT, opts.out) || opts.out}`,
+    `read and mixed pick from the last files written: ${SIZES.map((z) => `${fmt(opts.readSet.get(z.id) ?? 0)} at ${sizeLabel(z.bytes)}`).join(', ')}`,
   ];
   console.log(head.join('\n'));
 
