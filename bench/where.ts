@@ -430,7 +430,7 @@ function mainThreadCpu(pid: number): ThreadCpu {
 }
 
 /** One CPU's busy and total ticks from /proc/stat (busy: not idle, not waiting for I/O). */
-function coreTicks(cpu: string): { busy: number; total: number } | undefined {
+function coreTicks(cpu: string): { busy: number; total: number; steal: number } | undefined {
   const line = fs
     .readFileSync('/proc/stat', 'utf8')
     .split('\n')
@@ -438,7 +438,7 @@ function coreTicks(cpu: string): { busy: number; total: number } | undefined {
   if (!line) return undefined;
   const v = line.trim().split(/\s+/).slice(1, 9).map(Number);
   const total = v.reduce((a, b) => a + b, 0);
-  return { busy: total - (v[3] ?? 0) - (v[4] ?? 0), total };
+  return { busy: total - (v[3] ?? 0) - (v[4] ?? 0), total, steal: v[7] ?? 0 };
 }
 
 // ---- wrk with the shared Lua script ----
@@ -776,7 +776,8 @@ interface Sample {
   minflt: number;
   window: Window;
   /** CPU 1's busy share over the window and the server's own share of it, in percent. */
-  core?: { busy: number; server: number; client: number };
+  /** Percent of the window: CPU 1 busy, the server's part of it, stolen by the hypervisor; CPU 0 busy. */
+  core?: { busy: number; server: number; steal: number; client: number };
   /** wrk's own CPU time over the window, percent of one core. */
   wrkBusy?: number;
   /** The store's group-commit flushes in the window (from its /metrics, read around it). */
@@ -1022,6 +1023,7 @@ async function runRound(
           sample.core = {
             busy: (100 * (coreAfter.busy - core.busy)) / ticks,
             server: (100 * serverTicks) / ticks,
+            steal: (100 * (coreAfter.steal - core.steal)) / ticks,
             client: (100 * (clientAfter.busy - client.busy)) / (clientAfter.total - client.total),
           };
         }
@@ -1037,7 +1039,7 @@ async function runRound(
             ` ${fmt(sample.rps).padStart(7)} req/s  CPU ${fmt(userUs + sysUs, 1).padStart(6)} us/req` +
             ` (user ${fmt(userUs, 1)}, sys ${fmt(sysUs, 1)}, profiler ${fmt(sample.profilerUs, 1)})` +
             (sample.core
-              ? `  CPU 1 ${fmt(sample.core.busy)}% busy, server ${fmt(sample.core.server)}%; CPU 0 ${fmt(sample.core.client)}%, wrk ${fmt(sample.wrkBusy ?? Number.NaN)}%`
+              ? `  CPU 1 ${fmt(sample.core.busy)}% busy, server ${fmt(sample.core.server)}%, steal ${fmt(sample.core.steal)}%; CPU 0 ${fmt(sample.core.client)}%, wrk ${fmt(sample.wrkBusy ?? Number.NaN)}%`
               : '') +
             `  load ${fmt(sample.load1, 2)}${bad}`,
         );
@@ -1234,7 +1236,7 @@ function phaseReport(label: string, samples: readonly Sample[]): PhaseReport {
   const range = (values: number[], digits = 0) =>
     `${fmt(Math.min(...values), digits)}-${fmt(Math.max(...values), digits)}`;
   const contention = cores.length
-    ? `; CPU 1 busy ${range(cores.map((c) => c.busy))}%, the server's own part ${range(cores.map((c) => c.server))}%; CPU 0 ${range(cores.map((c) => c.client))}%, wrk itself ${range(samples.map((s) => s.wrkBusy ?? Number.NaN))}%`
+    ? `; CPU 1 busy ${range(cores.map((c) => c.busy))}%, the server's own part ${range(cores.map((c) => c.server))}%, stolen ${range(cores.map((c) => c.steal))}%; CPU 0 ${range(cores.map((c) => c.client))}%, wrk itself ${range(samples.map((s) => s.wrkBusy ?? Number.NaN))}%`
     : '';
   const flushed = samples.flatMap((s) => (s.flushes ? [s.flushes] : []));
   const flushLine = flushed.length
