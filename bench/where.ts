@@ -1129,6 +1129,17 @@ function figure(
 }
 
 /** The server's CPU time per request: all its threads but the profiler's. */
+/** The median over the rounds of the store's figure over hono-bare's in the same round. */
+function ratio(samples: readonly Sample[], pick: (s: Sample) => number): number {
+  const ratios = samples
+    .filter((s) => s.server === 'store')
+    .flatMap((s) => {
+      const b = samples.find((x) => x.server === 'hono-bare' && x.rep === s.rep);
+      return b ? [pick(s) / pick(b)] : [];
+    });
+  return ratios.length ? median(ratios) : Number.NaN;
+}
+
 const cpuOf = (s: Sample) => s.userUs + s.sysUs - s.profilerUs;
 /** The process's CPU time per request outside its main thread (libuv's pool, V8 helpers). */
 const otherThreadsOf = (s: Sample) => cpuOf(s) - s.main.cpuUs;
@@ -1275,6 +1286,10 @@ function phaseReport(label: string, samples: readonly Sample[]): PhaseReport {
       fmt(cpu.store, 1),
       fmt(cpu.bare, 1),
       signed(cpu.diff),
+      fmt(
+        ratio(samples, (s) => 1 / cpuOf(s)),
+        2,
+      ),
       top.map((d) => `${d.bucket} ${signed(d.diff)}`).join(', '),
     ],
   };
@@ -1405,6 +1420,7 @@ async function main(): Promise<void> {
       'store CPU us/req',
       'hono-bare',
       'difference',
+      'x (CPU)',
       'biggest differences, us/req',
     ],
     ...reports.map((r) => r.summary),
@@ -1416,7 +1432,8 @@ async function main(): Promise<void> {
     ...reports.flatMap((r) => [r.text, '']),
     'Summary (CPU: utime + stime from /proc over the timed window, all threads; the buckets: the',
     "main thread's CPU split by the profile's shares, and the other threads' CPU; store minus",
-    'hono-bare, us per request, medians of the rounds):',
+    "hono-bare, us per request, medians of the rounds; x (CPU): hono-bare's CPU per request over",
+    "the store's in the same round, the median):",
     summary,
     '',
     bad.length
