@@ -12,9 +12,12 @@
  * window (user and system apart; all threads, and the main thread alone from its task's stat);
  * and from the profile, cut to the same window by the monotonic clock both processes share, the
  * main thread's time split into idle, GC, (program), the system-call natives (writev, read,
- * fdatasync, ...), other natives, and JavaScript by module (node:*, hono, @hono/node-server,
- * the store's handlers/, adapters/, wrangler-free-local/, storage/, pino/prom-client, other),
- * plus the top 12 self-time functions. The profile's time is wall time, which a busy machine
+ * fdatasync, ...; an fs one named "sync" or "to the pool"), other natives, node:zlib's crc32
+ * (the store's checksums), and JavaScript by module (node:*, hono, @hono/node-server, the
+ * store's handlers/, adapters/, wrangler-free-local/, storage/, pino/prom-client, other), plus
+ * the top 12 self-time functions. Beside them: the main thread's wait for a CPU (schedstat),
+ * the CPU's busy and stolen share, wrk's own CPU share (a client-bound phase is flagged), and
+ * the store's group-commit flushes from its /metrics read around each window. The profile's time is wall time, which a busy machine
  * inflates (the thread waits for its CPU), so each bucket is shown twice: its share of the main
  * thread's non-idle samples times that thread's CPU time per request (these and the other
  * threads' CPU add up to the process's), and its profile (wall) time per request, idle apart.
@@ -36,7 +39,8 @@
  * --connections 32 --read-set 1k:21000,64k:6000 --interval 1000 (the profiler's sampling
  * interval, us) --out DIR.
  * Everything is on 127.0.0.1; children run in their own process groups and are killed, and the
- * temp dir removed, on error, Ctrl-C or SIGTERM.
+ * temp dir removed, on error, Ctrl-C or SIGTERM. While another session's wrk runs (it would share
+ * both pinned cores), each phase waits for it to end, and a window it overlapped is flagged.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
