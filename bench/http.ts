@@ -15,7 +15,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fmt, loadLine, machineLine, ROOT, sizeLabel, table } from './lib.ts';
+import { fmt, loadLine, machineLine, ROOT, sharedBenchDir, sizeLabel, table } from './lib.ts';
 
 interface Median {
   target: string;
@@ -59,19 +59,6 @@ const PASSES = [
   { label: 'cache on', cacheSize: '64M' },
   { label: 'cache off', cacheSize: '0' },
 ];
-
-function findBenchDir(): string {
-  const candidates = process.env.BENCH_DIR
-    ? [path.resolve(process.env.BENCH_DIR)]
-    : [path.resolve(ROOT, '..', 'shared', 'bench'), path.resolve(ROOT, '..', 'bench')];
-  const found = candidates.find((dir) => existsSync(path.join(dir, 'run.sh')));
-  if (!found) {
-    throw new Error(
-      `the shared benchmark (run.sh) is not in ${candidates.join(' or ')}; set BENCH_DIR to its folder`,
-    );
-  }
-  return found;
-}
 
 function run(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -202,7 +189,7 @@ async function runPass(
 }
 
 async function main(): Promise<void> {
-  const benchDir = findBenchDir();
+  const benchDir = sharedBenchDir();
   const [cliArg, raw] = takeOption(process.argv.slice(2), '--cli');
   const cli = path.join(path.resolve(cliArg ?? ROOT), 'dist', 'wrangler-free-local', 'cli.js');
   if (!existsSync(cli)) throw new Error(`${cli} is missing: run npm run build there first`);

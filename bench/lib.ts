@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -336,4 +336,21 @@ export function ratioTable(
     ]);
   }
   return table(rows);
+}
+
+/**
+ * The shared HTTP benchmark's folder (its `run.sh`, `lua/bench.lua`, `servers/`): $BENCH_DIR,
+ * else `../shared/bench` or `../bench` beside the repository, as `bench/http.ts` looks for it.
+ */
+export function sharedBenchDir(): string {
+  const candidates = process.env.BENCH_DIR
+    ? [path.resolve(process.env.BENCH_DIR)]
+    : [path.resolve(ROOT, '..', 'shared', 'bench'), path.resolve(ROOT, '..', 'bench')];
+  const found = candidates.find((dir) => existsSync(path.join(dir, 'run.sh')));
+  if (!found) {
+    throw new Error(
+      `the shared benchmark (run.sh) is not in ${candidates.join(' or ')}; set BENCH_DIR to its folder`,
+    );
+  }
+  return found;
 }
