@@ -150,13 +150,34 @@ export function usedMemory(): number {
 // ---- the load driver: servers in child processes, wrk, interleaved rounds, ratios ----
 
 /** USER_HZ: /proc's CPU times are in these ticks (100 on every Linux this runs on). */
-const CLOCK_TICKS = 100;
+export const CLOCK_TICKS = 100;
+
+/** What a /proc `stat` file tells: user and system CPU in microseconds, minor page faults. */
+export interface StatTimes {
+  userUs: number;
+  sysUs: number;
+  minflt: number;
+}
+
+/**
+ * Reads a process's `/proc/PID/stat`, or one thread's `/proc/PID/task/TID/stat` (a process's
+ * figures cover all its threads; Linux).
+ */
+export function statTimes(statFile: string): StatTimes {
+  const stat = readFileSync(statFile, 'utf8');
+  // The command name, in parentheses, may hold spaces: the fields start after its `)`.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return {
+    minflt: Number(fields[7]),
+    userUs: (Number(fields[11]) / CLOCK_TICKS) * 1e6,
+    sysUs: (Number(fields[12]) / CLOCK_TICKS) * 1e6,
+  };
+}
 
 /** User + system CPU time of a process, all its threads, in microseconds (Linux). */
 export function cpuMicros(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS) * 1e6;
+  const { userUs, sysUs } = statTimes(`/proc/${pid}/stat`);
+  return userUs + sysUs;
 }
 
 /** A benchmark server: a child process that printed `port N` and serves on it. */

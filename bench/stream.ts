@@ -21,7 +21,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, open, rm, stat } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -36,7 +36,7 @@ import {
   upload,
   watchTransfer,
 } from '../test/support/transfer.ts';
-import { fmt, loadLine, machineLine, parseArgs, parseSize, ROOT, table } from './lib.ts';
+import { cpuMicros, fmt, loadLine, machineLine, parseArgs, parseSize, ROOT, table } from './lib.ts';
 
 const MiB = 1024 * 1024;
 const TARGET_GROWTH = 100 * MiB;
@@ -98,10 +98,7 @@ async function serveBare(dir: string, fsync: boolean): Promise<void> {
 
 /** User + system CPU seconds the process used so far. */
 function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // Fields 14 and 15 of stat(5), counted from the state (field 3) here; clock ticks of 1/100 s.
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  return cpuMicros(pid) / 1e6;
 }
 
 interface Measured {

@@ -50,19 +50,20 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import {
+  CLOCK_TICKS,
   fmt,
   loadLine,
   machineLine,
   median,
   parseArgs,
   ROOT,
+  type StatTimes,
   sharedBenchDir,
   sizeLabel,
+  statTimes,
   table,
 } from './lib.ts';
 
-/** USER_HZ: /proc's CPU times are in these ticks (100 on every Linux this runs on). */
-const CLOCK_TICKS = 100;
 const CONTENT_TYPE = 'image/jpeg';
 const SERVERS = ['store', 'hono-bare'] as const;
 type ServerName = (typeof SERVERS)[number];
@@ -369,22 +370,8 @@ async function waitReady(proc: Proc, port: number, readyPath: string): Promise<v
 /** The monotonic clock in microseconds: the clock V8's profiles are stamped with (Linux). */
 const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
 
-interface ProcCpu {
-  userUs: number;
-  sysUs: number;
-  minflt: number;
-}
-
-/** User and system CPU time of a process, all its threads, and its minor page faults. */
-function procCpu(pid: number): ProcCpu {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return {
-    minflt: Number(fields[7]),
-    userUs: (Number(fields[11]) / CLOCK_TICKS) * 1e6,
-    sysUs: (Number(fields[12]) / CLOCK_TICKS) * 1e6,
-  };
-}
+/** User and system CPU time of a process (all its threads) and its minor page faults. */
+const procCpu = (pid: number): StatTimes => statTimes(`/proc/${pid}/stat`);
 
 interface ThreadCpu {
   cpuUs: number;
@@ -394,15 +381,6 @@ interface ThreadCpu {
   waitUs?: number;
 }
 
-function taskCpu(task: string): { userUs: number; sysUs: number } {
-  const stat = fs.readFileSync(`${task}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return {
-    userUs: (Number(fields[11]) / CLOCK_TICKS) * 1e6,
-    sysUs: (Number(fields[12]) / CLOCK_TICKS) * 1e6,
-  };
-}
-
 /** CPU time of V8's profiler thread (`v8:ProfEvntProc`): the measurement's, not the server's. */
 function profilerThreadUs(pid: number): number {
   let us = 0;
@@ -410,7 +388,7 @@ function profilerThreadUs(pid: number): number {
     const task = `/proc/${pid}/task/${tid}`;
     try {
       if (fs.readFileSync(`${task}/comm`, 'utf8').trim() !== 'v8:ProfEvntProc') continue;
-      const { userUs, sysUs } = taskCpu(task);
+      const { userUs, sysUs } = statTimes(`${task}/stat`);
       us += userUs + sysUs;
     } catch {
       // the thread ended between the listing and the read
@@ -422,7 +400,7 @@ function profilerThreadUs(pid: number): number {
 /** The main thread's own CPU time (its task's stat) and its run-queue wait (schedstat). */
 function mainThreadCpu(pid: number): ThreadCpu {
   const task = `/proc/${pid}/task/${pid}`;
-  const { userUs, sysUs } = taskCpu(task);
+  const { userUs, sysUs } = statTimes(`${task}/stat`);
   const cpu: ThreadCpu = { cpuUs: userUs + sysUs, userUs, sysUs };
   try {
     const [, wait] = fs.readFileSync(`${task}/schedstat`, 'utf8').trim().split(/\s+/).map(Number);

@@ -100,6 +100,16 @@ async function expectFiles(app: ReturnType<typeof createApp>, files: Map<number,
   }
 }
 
+/** Stores ten files of about 20 KB before the disk fills, and records them in `files`. */
+async function storeTen(app: ReturnType<typeof createApp>, files: Map<number, Sent>) {
+  for (let i = 0; i < 10; i++) {
+    const bytes = randomBytes(20_000 + i);
+    const { res, json } = await post(app, bytes, 'image/png');
+    expect(res.status).toBe(201);
+    files.set(json.key as number, { bytes, contentType: 'image/png' });
+  }
+}
+
 describe('a full disk', () => {
   it('answers 507 no_space to writes, keeps serving reads, loses nothing, and writes again once space is freed', async (ctx) => {
     const mnt = requireMount(ctx);
@@ -108,12 +118,7 @@ describe('a full disk', () => {
     const { app, unexpected } = setup(store);
     const files = new Map<number, Sent>();
     try {
-      for (let i = 0; i < 10; i++) {
-        const bytes = randomBytes(20_000 + i);
-        const { res, json } = await post(app, bytes, 'image/png');
-        expect(res.status).toBe(201);
-        files.set(json.key as number, { bytes, contentType: 'image/png' });
-      }
+      await storeTen(app, files);
       const maxKey = Math.max(...files.keys());
       const filler = await fillDisk(mnt);
 
@@ -201,12 +206,7 @@ describe('a full disk', () => {
     const files = new Map<number, Sent>();
     let filler: string | undefined;
     try {
-      for (let i = 0; i < 10; i++) {
-        const bytes = randomBytes(20_000 + i);
-        const { res, json } = await post(app, bytes, 'image/png');
-        expect(res.status).toBe(201);
-        files.set(json.key as number, { bytes, contentType: 'image/png' });
-      }
+      await storeTen(app, files);
       filler = await fillDisk(mnt);
       // Larger than any zeros ahead: needs new space.
       expect((await post(app, randomBytes(200_000), 'image/jpeg')).res.status).toBe(507);
